@@ -1,0 +1,46 @@
+"""Saga agent: drives each order from OrderPlaced to exactly one terminal state.
+
+It consumes every topic keyed by orderId, so one agent, one partition at a time, owns an order.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from app.application import app, publish, settings, topic
+from app.deadletter import guarded
+from app.domain import saga
+from app.domain.common import already_applied, stamp
+from app.events import OrderPlaced, SagaInput, decode
+from app.topics import accepted_types
+from tables.orders import get_order, put_order
+
+ROLES = ("orders", "inventory_events", "payment_events", "saga_timeouts")
+ACCEPT = accepted_types(*ROLES)
+
+
+@app.agent(topic(*ROLES), name="saga")
+async def saga_agent(stream: Any) -> None:
+    async for event in stream.events():
+        await guarded(event, lambda event=event: _handle(event))
+
+
+async def _handle(event: Any) -> None:
+    msg = event.message
+    ev: SagaInput = decode(event.value, ACCEPT)  # type: ignore[assignment]
+    order_id = ev.data.orderId
+    if isinstance(ev, OrderPlaced) and event.key != order_id.encode():
+        await publish(ev)  # keyed wrongly by its producer: re-key it so the order has one owner
+        return
+    state = get_order(order_id)
+    if state is not None and already_applied(state.applied, msg.topic, msg.offset):
+        # Redelivered after a crash: the state is ahead, but what it sent may have been lost.
+        emit = saga.pending_commands(state, ev.eventId)
+    else:
+        decision = saga.decide(state, ev, time.time(), settings.saga_timeout_s)
+        if decision.state is not None:
+            put_order(stamp(decision.state, msg.topic, msg.offset))
+        emit = decision.emit
+    for out in emit:
+        await publish(out)

@@ -1,0 +1,159 @@
+"""The `orderstream` command: broker, topics, worker, demo and the live run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from app.errors import OrderstreamError
+from app.settings import Settings, get_settings
+
+
+def _answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+@contextmanager
+def stack(settings: Settings, *, worker: bool = True) -> Iterator[None]:
+    """Broker, topics and one worker, started if not already up; what it started it stops."""
+    from app.admin import ensure_topics
+    from app.broker import LocalBroker
+    from app.workers import WorkerProcess
+
+    broker = LocalBroker(settings)
+    started_broker = not broker.status().running
+    if started_broker:
+        print("starting the local Kafka broker ...", flush=True)
+        broker.start()
+    proc: WorkerProcess | None = None
+    try:
+        created = asyncio.run(ensure_topics(settings))
+        if created:
+            print(f"created topics: {', '.join(created)}", flush=True)
+        if worker and not _answers(settings.web_port):
+            print(f"starting a worker (web on :{settings.web_port}, log var/worker.log) ...",
+                  flush=True)
+            proc = WorkerProcess("worker", Path(settings.datadir), settings.web_port,
+                                 log_path=Path("var/worker.log"))
+            proc.start()
+            proc.wait_ready()
+        yield
+    finally:
+        if proc is not None:
+            print("stopping the worker ...", flush=True)
+            proc.stop()
+        if started_broker:
+            print("stopping the broker ...", flush=True)
+            broker.stop()
+
+
+def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
+    from app.broker import LocalBroker
+
+    broker = LocalBroker(settings)
+    if args.action == "start":
+        broker.start()
+    elif args.action == "stop":
+        broker.stop()
+    elif args.action == "kill":
+        broker.kill()
+    elif args.action == "wipe":
+        broker.wipe()
+    status = broker.status()
+    print(f"broker {'running' if status.running else 'stopped'}: pid={status.pid} "
+          f"bootstrap={status.bootstrap} data={status.data_dir} kafka={status.version}")
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    from app.admin import ensure_topics
+    from app.topics import registry
+
+    created = asyncio.run(ensure_topics(settings))
+    for spec in registry(settings).values():
+        mark = "created" if spec.name in created else "exists "
+        configs = " ".join(f"{k}={v}" for k, v in sorted(spec.configs.items()))
+        print(f"{mark} {spec.name:<34} p={spec.partitions} rf={spec.replication_factor} {configs}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    os.execvp(sys.executable, [sys.executable, "-m", "faust", "-A", "app", "worker",
+                               "-l", settings.log_level])
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from app import demo
+
+    with stack(settings, worker=not args.no_worker):
+        result = asyncio.run(demo.run(settings, args.orders, rate=args.rate,
+                                      timeout_s=args.timeout))
+    print(demo.summary(result))
+    return 0 if result.ok else 1
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Live: orders keep flowing in rounds, progress every second, until Ctrl-C."""
+    from app import demo
+
+    rounds = settled = 0
+    try:
+        with stack(settings):
+            while True:
+                rounds += 1
+                result = asyncio.run(demo.run(settings, args.round, rate=args.rate,
+                                              seed=rounds))
+                settled += result.settled
+                state = "invariants OK" if result.ok else "INVARIANTS BROKEN"
+                print(f"-- round {rounds}: {result.settled} orders settled "
+                      f"({settled} in total), {state}", flush=True)
+                if not result.ok:
+                    print(demo.summary(result))
+                    return 1
+    except KeyboardInterrupt:
+        print(f"\nstopped after {rounds} rounds, {settled} orders settled")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orderstream", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("broker", help="the local Apache Kafka broker (KRaft)")
+    p.add_argument("action", choices=["start", "stop", "status", "kill", "wipe"])
+    p.set_defaults(func=cmd_broker)
+    sub.add_parser("topics", help="create the registry's topics").set_defaults(func=cmd_topics)
+    sub.add_parser("worker", help="run a Faust worker").set_defaults(func=cmd_worker)
+    p = sub.add_parser("demo", help="feed N simulated orders, check invariants, print a summary")
+    p.add_argument("--orders", type=int, default=5000)
+    p.add_argument("--rate", type=float, default=None, help="orders per second (default: all)")
+    p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument("--no-worker", action="store_true", help="use workers already running")
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("run", help="live demo until Ctrl-C")
+    p.add_argument("--rate", type=float, default=500.0)
+    p.add_argument("--round", type=int, default=2000, help="orders per round")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args, get_settings()))
+    except OrderstreamError as exc:
+        print(f"orderstream: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

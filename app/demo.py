@@ -1,0 +1,155 @@
+"""The simulated order service at work: feed orders, follow them to their terminal status,
+then check the invariants and print a summary."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from app.events import encode
+from app.verify import RunReport, collect, invariant_violations, partitions_of
+from app.settings import Settings
+from app.simulator import Scenario, build_scenario, restock_events
+from app.topics import registry, route
+
+
+@dataclass
+class DemoResult:
+    scenario: Scenario
+    report: RunReport
+    elapsed_s: float
+    settled: int
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+async def _status_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """Positioned at the current end of order-status, so it sees only what comes next."""
+    name = registry(settings)["order_status"].name
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                enable_auto_commit=False)
+    await consumer.start()
+    tps = [TopicPartition(name, p) for p in sorted(await partitions_of(consumer, name))]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    for tp in tps:
+        await consumer.position(tp)
+    return consumer
+
+
+async def feed(producer: AIOKafkaProducer, settings: Settings, scenario: Scenario, run_id: str,
+               rate: float | None) -> None:
+    topics = registry(settings)
+    for adj in restock_events(run_id, scenario.restocks):
+        role, key = route(adj)
+        await producer.send(topics[role].name, encode(adj), key=key.encode())
+    await producer.flush()
+    order_topic = topics["orders"].name
+    start = time.monotonic()
+    for n, order in enumerate(scenario.orders):
+        await producer.send(order_topic, order.payload, key=order.order_id.encode())
+        if rate and n % 50 == 0:
+            ahead = n / rate - (time.monotonic() - start)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+    await producer.flush()
+
+
+def _progress_line(settled: int, total: int | None, counts: Counter[str], rate: float) -> str:
+    mix = "  ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+    of = f"/{total}" if total else ""
+    return f"settled {settled}{of}  {rate:8.1f} orders/s  {mix}"
+
+
+async def run(settings: Settings, n_orders: int, *, rate: float | None = None,
+              timeout_s: float = 600.0, quiet: bool = False, seed: int = 7) -> DemoResult:
+    """Feed n orders and wait for all of them to settle; then collect and check everything."""
+    run_id = f"r{int(time.time() * 1000) % 10**10}"
+    scenario = build_scenario(run_id, n_orders, seed=seed,
+                              payment_limit=settings.payment_limit_per_order)
+    wanted = {o.order_id for o in scenario.orders}
+    consumer = await _status_consumer(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=10,
+                                acks="all", enable_idempotence=True,
+                                max_batch_size=256 * 1024)
+    await producer.start()
+    counts: Counter[str] = Counter()
+    seen: set[str] = set()
+    start = last_print = time.monotonic()
+    last_settled = 0
+    feeder = asyncio.create_task(feed(producer, settings, scenario, run_id, rate))
+    try:
+        while len(seen) < len(wanted) and time.monotonic() - start < timeout_s:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for msgs in batch.values():
+                for rec in msgs:
+                    body = rec.value.decode()
+                    if run_id not in body:
+                        continue
+                    data = orjson.loads(body)["data"]
+                    if data["orderId"] in wanted and data["orderId"] not in seen:
+                        seen.add(data["orderId"])
+                        counts[data["status"]] += 1
+            now = time.monotonic()
+            if not quiet and now - last_print >= 1.0:
+                rate_now = (len(seen) - last_settled) / (now - last_print)
+                print(_progress_line(len(seen), len(wanted), counts, rate_now), flush=True)
+                last_print, last_settled = now, len(seen)
+            if feeder.done() and feeder.exception():
+                raise feeder.exception()  # type: ignore[misc]
+        elapsed = time.monotonic() - start
+        await feeder
+    finally:
+        feeder.cancel()
+        await producer.stop()
+        await consumer.stop()
+    report = await _settled_report(settings, scenario, wanted)
+    problems = invariant_violations(report, wanted)
+    wrong = [o.order_id for o in scenario.orders if report.status_of(o.order_id) not in
+             (None, o.expected)]
+    if wrong:
+        problems.append(f"{len(wrong)} orders ended in an unexpected state, e.g. {wrong[:3]}")
+    return DemoResult(scenario, report, elapsed, len(seen), problems)
+
+
+async def _settled_report(settings: Settings, scenario: Scenario, wanted: set[str],
+                          timeout_s: float = 60.0) -> RunReport:
+    """Collect once the holds of this run are all committed or released (commands in flight)."""
+    products = set(scenario.restocks)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        report = await collect(settings, wanted)
+        open_holds = [s for p, s in report.stock.items()
+                      if p in products and any(o in wanted for o in s.holds)]
+        if not open_holds or time.monotonic() > deadline:
+            return report
+        await asyncio.sleep(0.5)
+
+
+def summary(result: DemoResult) -> str:
+    """The table printed at the end of a demo run."""
+    report, sc = result.report, result.scenario
+    got = Counter(report.status_of(o.order_id) or "NONE" for o in sc.orders)
+    lines = ["", f"{'status':<12}{'expected':>10}{'settled':>10}"]
+    for status in ("CONFIRMED", "REJECTED", "CANCELLED", "NONE"):
+        if sc.expected[status] or got[status]:
+            lines.append(f"{status:<12}{sc.expected[status]:>10}{got[status]:>10}")
+    lines += ["", f"{'product':<12}{'restocked':>10}{'available':>10}{'held':>8}{'sold':>8}"]
+    for p in sorted(sc.restocks):
+        s = report.stock.get(p)
+        if s is not None:
+            lines.append(f"{p:<12}{s.restocked:>10}{s.available:>10}{s.held:>8}{s.sold:>8}")
+    tput = result.settled / result.elapsed_s if result.elapsed_s else 0.0
+    lines += ["", f"orders {len(sc.orders)}  settled {result.settled}  in {result.elapsed_s:.1f}s"
+              f"  = {tput:.0f} orders/s  dead letters (topic total) {report.dead_letters}"]
+    lines.append("invariants: OK" if result.ok else "invariants: BROKEN")
+    lines += [f"  - {p}" for p in result.problems[:20]]
+    return "\n".join(lines)

@@ -1,0 +1,53 @@
+"""Pieces shared by the domain modules: the decision type and the replay watermark."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar, cast
+
+from app.errors import OrderstreamError
+from app.events import Event
+
+S = TypeVar("S")
+
+
+class RuleViolation(OrderstreamError):
+    """An event that is valid on its own but cannot be applied to the current state."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Decision(Generic[S]):
+    """What a step decided: the new state (None: unchanged) and the events to emit."""
+
+    state: S | None = None
+    emit: list[Event] = field(default_factory=list)
+    duplicate: bool = False
+
+
+def already_applied(applied: Mapping[str, int], topic: str, offset: int) -> bool:
+    """True when this Kafka record was applied before (a redelivery after a crash or rebalance).
+
+    The state records the highest offset applied per source topic; since a key always lives in
+    one partition, that watermark tells a redelivery from a new message in one comparison.
+    """
+    return offset <= applied.get(topic, -1)
+
+
+class Stamped(Protocol):
+    applied: dict[str, int]
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Any: ...
+
+
+T = TypeVar("T", bound=Stamped)
+
+
+def stamp(state: T, topic: str, offset: int) -> T:
+    """The state with this record marked as applied (see `already_applied`)."""
+    return cast(T, state.model_copy(update={"applied": {**state.applied, topic: offset}}))

@@ -1,0 +1,266 @@
+"""The order saga as a forward-only state machine: reserve every item, take payment, confirm;
+or reject (stock) / cancel (payment) and release every hold. Each order ends in one terminal state.
+
+RESERVING can be compensated (release holds); payment is the pivot: once requested it is only
+retried forward (the payment agent answers idempotently), never abandoned half-way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.domain.common import Decision, RuleViolation
+from app.events import (
+    CommitStock,
+    Event,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderOutcome,
+    OrderPlaced,
+    OrderRejected,
+    PaymentFailed,
+    PaymentRequestData,
+    PaymentRequested,
+    PaymentSucceeded,
+    ReleaseStock,
+    ReserveStock,
+    SagaInput,
+    SagaTimedOut,
+    SagaTimeoutData,
+    StatusEvent,
+    StockLine,
+    StockRejected,
+    StockReserved,
+    event_id,
+    utcnow,
+)
+
+Status = Literal["RESERVING", "PAYING", "CONFIRMED", "REJECTED", "CANCELLED"]
+TERMINAL: frozenset[str] = frozenset({"CONFIRMED", "REJECTED", "CANCELLED"})
+MAX_REDRIVES = 3  # re-sends of a step's commands on timeout before the saga gives up
+HISTORY_LIMIT = 64
+
+
+class Line(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    productId: str
+    quantity: int
+    price: float = 0.0
+    status: Literal["PENDING", "RESERVED", "REJECTED"] = "PENDING"
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    eventType: str
+    eventId: str
+    at: datetime
+
+
+class OrderState(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    orderId: str
+    customerId: str
+    placedEventId: str
+    totalAmount: float
+    placedAt: datetime
+    updatedAt: datetime
+    status: Status = "RESERVING"
+    lines: list[Line]
+    reason: str | None = None
+    chargeId: str | None = None
+    deadline: float = 0.0
+    redrives: int = 0
+    applied: dict[str, int] = Field(default_factory=dict)
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+# --- the commands and events the saga emits (ids are deterministic: a re-send is a duplicate) ---
+
+
+def _line(state: OrderState, line: Line) -> StockLine:
+    return StockLine(orderId=state.orderId, productId=line.productId, quantity=line.quantity)
+
+
+def _reserve(state: OrderState, lines: list[Line], cause: str) -> list[Event]:
+    return [ReserveStock(eventId=event_id("ReserveStock", state.orderId, ln.productId),
+                         timestamp=utcnow(), causationId=cause, data=_line(state, ln))
+            for ln in lines]
+
+
+def _release(state: OrderState, lines: list[Line], cause: str) -> list[Event]:
+    return [ReleaseStock(eventId=event_id("ReleaseStock", state.orderId, ln.productId),
+                         timestamp=utcnow(), causationId=cause, data=_line(state, ln))
+            for ln in lines]
+
+
+def _commit(state: OrderState, cause: str) -> list[Event]:
+    return [CommitStock(eventId=event_id("CommitStock", state.orderId, ln.productId),
+                        timestamp=utcnow(), causationId=cause, data=_line(state, ln))
+            for ln in state.lines]
+
+
+def _pay(state: OrderState, cause: str) -> PaymentRequested:
+    return PaymentRequested(
+        eventId=event_id("PaymentRequested", state.orderId), timestamp=utcnow(),
+        causationId=cause,
+        data=PaymentRequestData(orderId=state.orderId, customerId=state.customerId,
+                                amount=state.totalAmount),
+    )
+
+
+_OUTCOME: dict[str, type[StatusEvent]] = {
+    "CONFIRMED": OrderConfirmed, "REJECTED": OrderRejected, "CANCELLED": OrderCancelled,
+}
+
+
+def outcome_event(state: OrderState, cause: str) -> StatusEvent:
+    cls = _OUTCOME[state.status]
+    return cls(
+        eventId=event_id(cls.__name__, state.orderId), timestamp=utcnow(), causationId=cause,
+        data=OrderOutcome(orderId=state.orderId, customerId=state.customerId,
+                          status=state.status,  # type: ignore[arg-type]
+                          reason=state.reason, totalAmount=state.totalAmount,
+                          placedAt=state.placedAt),
+    )
+
+
+def timeout_event(order_id: str, step: str, deadline: float) -> SagaTimedOut:
+    return SagaTimedOut(eventId=event_id("SagaTimedOut", order_id, step, repr(deadline)),
+                        timestamp=utcnow(), data=SagaTimeoutData(orderId=order_id, step=step))
+
+
+# --- transitions -----------------------------------------------------------------------------
+
+
+def _moved(state: OrderState, ev: SagaInput, now: float, **changes: object) -> OrderState:
+    entry = HistoryEntry(eventType=ev.eventType, eventId=ev.eventId, at=utcnow())
+    return state.model_copy(update={
+        "updatedAt": entry.at, "history": [*state.history, entry][-HISTORY_LIMIT:], **changes,
+    })
+
+
+def _settle(state: OrderState, ev: SagaInput, now: float, status: Status,
+            reason: str | None) -> Decision[OrderState]:
+    new = _moved(state, ev, now, status=status, reason=reason, deadline=0.0)
+    if status == "CONFIRMED":
+        emit = _commit(new, ev.eventId)
+    else:  # compensate: every line may hold stock (a PENDING reserve may still land first)
+        emit = _release(new, [ln for ln in new.lines if ln.status != "REJECTED"], ev.eventId)
+    return Decision(new, [*emit, outcome_event(new, ev.eventId)])
+
+
+def place(state: OrderState | None, ev: OrderPlaced, now: float,
+          timeout_s: float) -> Decision[OrderState]:
+    if state is not None:
+        if state.placedEventId == ev.eventId:
+            return Decision(duplicate=True)
+        raise RuleViolation(
+            "duplicate_order_id",
+            f"order {state.orderId} was already placed by event {state.placedEventId}; "
+            f"event {ev.eventId} reuses the id with other content",
+        )
+    d = ev.data
+    new = OrderState(
+        orderId=d.orderId, customerId=d.customerId, placedEventId=ev.eventId,
+        totalAmount=d.totalAmount, placedAt=ev.timestamp, updatedAt=utcnow(),
+        lines=[Line(productId=i.productId, quantity=i.quantity, price=i.price) for i in d.items],
+        deadline=now + timeout_s,
+        history=[HistoryEntry(eventType=ev.eventType, eventId=ev.eventId, at=utcnow())],
+    )
+    return Decision(new, _reserve(new, new.lines, ev.eventId))
+
+
+def _set_line(state: OrderState, product: str, status: str) -> list[Line]:
+    return [ln.model_copy(update={"status": status}) if ln.productId == product else ln
+            for ln in state.lines]
+
+
+def stock_reserved(state: OrderState, ev: StockReserved, now: float,
+                   timeout_s: float) -> Decision[OrderState]:
+    product = ev.data.productId
+    if state.terminal:
+        # A hold that lands after the order settled (a late or re-sent reserve) is released;
+        # after a commit the release finds no hold and changes nothing.
+        return Decision(emit=_release(state, [ln for ln in state.lines
+                                              if ln.productId == product], ev.eventId),
+                        duplicate=True)
+    line = next((ln for ln in state.lines if ln.productId == product), None)
+    if state.status != "RESERVING" or line is None or line.status != "PENDING":
+        return Decision(duplicate=True)
+    lines = _set_line(state, product, "RESERVED")
+    if all(ln.status == "RESERVED" for ln in lines):
+        new = _moved(state, ev, now, lines=lines, status="PAYING", deadline=now + timeout_s,
+                     redrives=0)
+        return Decision(new, [_pay(new, ev.eventId)])
+    return Decision(_moved(state, ev, now, lines=lines))
+
+
+def stock_rejected(state: OrderState, ev: StockRejected, now: float) -> Decision[OrderState]:
+    if state.status != "RESERVING":
+        return Decision(duplicate=True)
+    product = ev.data.productId
+    new = state.model_copy(update={"lines": _set_line(state, product, "REJECTED")})
+    return _settle(new, ev, now, "REJECTED", f"{ev.data.reason or 'rejected'}: {product}")
+
+
+def payment_succeeded(state: OrderState, ev: PaymentSucceeded, now: float) -> Decision[OrderState]:
+    if state.status != "PAYING":
+        return Decision(duplicate=True)
+    new = state.model_copy(update={"chargeId": ev.data.chargeId})
+    return _settle(new, ev, now, "CONFIRMED", None)
+
+
+def payment_failed(state: OrderState, ev: PaymentFailed, now: float) -> Decision[OrderState]:
+    if state.status != "PAYING":
+        return Decision(duplicate=True)
+    return _settle(state, ev, now, "CANCELLED", f"payment_failed: {ev.data.reason}")
+
+
+def timed_out(state: OrderState, ev: SagaTimedOut, now: float,
+              timeout_s: float) -> Decision[OrderState]:
+    if state.status != ev.data.step or state.terminal or now < state.deadline:
+        return Decision(duplicate=True)
+    if state.status == "RESERVING" and state.redrives >= MAX_REDRIVES:
+        return _settle(state, ev, now, "REJECTED", "timeout: inventory did not answer")
+    # Re-drive the step: its commands are idempotent where they land.
+    new = _moved(state, ev, now, deadline=now + timeout_s, redrives=state.redrives + 1)
+    return Decision(new, pending_commands(new, ev.eventId))
+
+
+def pending_commands(state: OrderState, cause: str) -> list[Event]:
+    """The commands the current state still waits on (or, once settled, its final effects)."""
+    if state.status == "RESERVING":
+        return _reserve(state, [ln for ln in state.lines if ln.status == "PENDING"], cause)
+    if state.status == "PAYING":
+        return [_pay(state, cause)]
+    if state.status == "CONFIRMED":
+        return [*_commit(state, cause), outcome_event(state, cause)]
+    return [*_release(state, [ln for ln in state.lines if ln.status != "REJECTED"], cause),
+            outcome_event(state, cause)]
+
+
+def decide(state: OrderState | None, ev: SagaInput, now: float,
+           timeout_s: float) -> Decision[OrderState]:
+    """One saga step. `now` is epoch seconds (passed in to keep the rules pure)."""
+    if isinstance(ev, OrderPlaced):
+        return place(state, ev, now, timeout_s)
+    if state is None:
+        # A reply for an order this partition never saw (e.g. a replayed dead letter): ignore.
+        return Decision(duplicate=True)
+    if isinstance(ev, StockReserved):
+        return stock_reserved(state, ev, now, timeout_s)
+    if isinstance(ev, StockRejected):
+        return stock_rejected(state, ev, now)
+    if isinstance(ev, PaymentSucceeded):
+        return payment_succeeded(state, ev, now)
+    if isinstance(ev, PaymentFailed):
+        return payment_failed(state, ev, now)
+    return timed_out(state, ev, now, timeout_s)

@@ -1,0 +1,63 @@
+"""All configuration in one place: environment variables with the ORDERSTREAM_ prefix."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ORDERSTREAM_", env_file=None, extra="ignore")
+
+    # --- Faust application -------------------------------------------------
+    app_id: str = "orderstream"
+    broker: str = "kafka://127.0.0.1:19092"
+    datadir: Path = Path("var/worker")
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    table_standby_replicas: int = 0
+    log_level: str = "info"
+
+    # --- topics (names and configs; see app/topics.py) -------------------
+    topic_prefix: str = ""
+    order_topic: str = "order-events"
+    partitions: int = 4
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+    order_retention_ms: int = 7 * 24 * 3600 * 1000
+
+    # --- saga ----------------------------------------------------------------
+    saga_timeout_s: float = 30.0
+    saga_timeout_scan_s: float = 5.0
+
+    # --- payment -------------------------------------------------------------
+    payment_limit_per_order: float = 1000.0  # simulated gateway declines above this amount
+    payment_declined_customers: str = ""  # comma-separated customer ids always declined
+    payment_transient_failure_rate: float = 0.0  # share of attempts failing transiently
+    payment_max_attempts: int = 3
+    payment_retry_backoff_s: float = 0.05
+
+    # --- local development broker (app/broker.py) ---------------------------
+    kafka_version: str = "4.1.1"
+    local_broker_dir: Path = Path("var/kafka")
+    local_broker_host: str = "127.0.0.1"
+    local_broker_port: int = 19092
+    local_controller_port: int = 19093
+    local_broker_heap: str = "768m"
+    local_broker_start_timeout_s: float = 90.0
+
+    # --- security --------------------------------------------------------
+    admin_token: SecretStr = Field(default=SecretStr("change-me"))
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """host:port list for plain Kafka clients (without the faust URL scheme)."""
+        return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

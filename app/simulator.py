@@ -1,0 +1,105 @@
+"""Simulated order service: a deterministic mix of orders, each with the outcome it must reach."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+
+import orjson
+
+from app.events import (
+    OrderItem,
+    OrderPlaced,
+    OrderPlacedData,
+    StockAdjusted,
+    StockAdjustmentData,
+    encode,
+    utcnow,
+)
+
+SOLD_OUT = "SOLDOUT-1"  # in the catalog with no stock: orders for it are rejected
+UNKNOWN = "GHOST-404"  # never stocked: unknown product
+MAX_PRICE = 90.0
+
+
+@dataclass(frozen=True)
+class SimOrder:
+    order_id: str
+    payload: bytes  # what goes on the order topic (v1 flat or v2 envelope)
+    expected: str  # CONFIRMED / REJECTED / CANCELLED
+    items: tuple[tuple[str, int], ...]
+
+
+@dataclass
+class Scenario:
+    """N orders over a catalog; `restocks` gives every in-stock product enough for all of them."""
+
+    orders: list[SimOrder]
+    restocks: dict[str, int]
+    expected: Counter[str] = field(default_factory=Counter)
+
+
+def build_scenario(run_id: str, n_orders: int, *, products: int = 20, seed: int = 7,
+                   payment_limit: float = 1000.0, v1_share: float = 0.1) -> Scenario:
+    rng = random.Random(seed)
+    catalog = [f"SKU-{i:04d}" for i in range(products)]
+    demand: Counter[str] = Counter()
+    orders: list[SimOrder] = []
+    for n in range(n_orders):
+        order_id = f"{run_id}-{n:07d}"
+        roll = rng.random()
+        k = rng.choice((2, 3)) if roll < 0.15 else 1
+        picked = rng.sample(catalog, k)
+        items = [(p, rng.randint(1, 3)) for p in picked]
+        expected = "CONFIRMED"
+        if 0.15 <= roll < 0.21:
+            items[-1] = (SOLD_OUT, 1)
+            expected = "REJECTED"
+        elif 0.21 <= roll < 0.25:
+            items[-1] = (UNKNOWN, 1)
+            expected = "REJECTED"
+        prices = [round(rng.uniform(5, MAX_PRICE), 2) for _ in items]
+        total = round(sum(p * q for p, (_, q) in zip(prices, items, strict=True)), 2)
+        if expected == "CONFIRMED" and 0.25 <= roll < 0.31:
+            total = round(payment_limit + rng.uniform(1, 500), 2)  # declined by the gateway
+            expected = "CANCELLED"
+        for product, qty in items:
+            demand[product] += qty
+        customer = f"C{rng.randint(1, 500):04d}"
+        payload = _payload(order_id, customer, items, prices, total,
+                           v1=rng.random() < v1_share)
+        orders.append(SimOrder(order_id, payload, expected, tuple(items)))
+    restocks = {p: demand[p] + 10 for p in catalog}
+    scenario = Scenario(orders, restocks)
+    scenario.expected.update(o.expected for o in orders)
+    return scenario
+
+
+def _payload(order_id: str, customer: str, items: list[tuple[str, int]], prices: list[float],
+             total: float, *, v1: bool) -> bytes:
+    now = utcnow()
+    if v1:  # the seed's flat shape, as a KafkaJS service would send it
+        return orjson.dumps({
+            "eventType": "OrderPlaced", "orderId": order_id, "customerId": customer,
+            "items": [{"productId": p, "quantity": q} for p, q in items],
+            "totalAmount": total, "timestamp": now.isoformat(),
+        })
+    event = OrderPlaced(
+        eventId=f"evt-{order_id}", timestamp=now,
+        data=OrderPlacedData(
+            orderId=order_id, customerId=customer, totalAmount=total,
+            items=[OrderItem(productId=p, quantity=q, price=pr)
+                   for (p, q), pr in zip(items, prices, strict=True)],
+        ),
+    )
+    return encode(event)
+
+
+def restock_events(run_id: str, restocks: dict[str, int]) -> list[StockAdjusted]:
+    return [
+        StockAdjusted(eventId=f"adj-{run_id}-{p}", timestamp=utcnow(),
+                      data=StockAdjustmentData(adjustmentId=f"{run_id}-{p}", productId=p,
+                                               delta=qty, reason="restock"))
+        for p, qty in restocks.items()
+    ]

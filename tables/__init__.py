@@ -1,0 +1,1 @@
+"""One module per table. Values are JSON of the domain models; keys are the Kafka keys."""

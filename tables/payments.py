@@ -1,0 +1,17 @@
+"""Payment outcome per order, keyed by orderId: the record that prevents a second charge."""
+
+from __future__ import annotations
+
+from app.application import raw_table
+from app.domain.payment import PaymentRecord
+
+payments_table = raw_table("payments", "Payment outcome per order, keyed by orderId.")
+
+
+def get_payment(order_id: str) -> PaymentRecord | None:
+    raw = payments_table.get(order_id.encode())
+    return None if raw is None else PaymentRecord.model_validate_json(raw)
+
+
+def put_payment(rec: PaymentRecord) -> None:
+    payments_table[rec.orderId.encode()] = rec.model_dump_json().encode()

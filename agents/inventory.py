@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from app.application import app, publish, topic
 from app.deadletter import guarded
 from app.domain import inventory
 from app.domain.common import already_applied, stamp
-from app.events import InventoryInput, decode
+from app.events import Event, InventoryInput, decode
 from app.topics import accepted_types
 from tables.inventory import get_stock, put_stock
 
@@ -18,7 +19,7 @@ ACCEPT = accepted_types("inventory_requests", "stock_adjustments")
 @app.agent(topic("inventory_requests", "stock_adjustments"), name="inventory")
 async def inventory_agent(stream: Any) -> None:
     async for event in stream.events():
-        await guarded(event, lambda event=event: _handle(event))
+        await guarded(event, partial(_handle, event))
 
 
 async def _handle(event: Any) -> None:
@@ -26,7 +27,7 @@ async def _handle(event: Any) -> None:
     cmd: InventoryInput = decode(event.value, ACCEPT)  # type: ignore[assignment]
     stock = get_stock(cmd.data.productId)
     if stock is not None and already_applied(stock.applied, msg.topic, msg.offset):
-        emit = inventory.redelivered(stock, cmd)
+        emit: list[Event] = list(inventory.redelivered(stock, cmd))
     else:
         decision = inventory.apply(stock, cmd)
         if decision.state is not None:

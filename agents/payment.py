@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 from app.application import app, publish, settings, topic
@@ -23,7 +24,7 @@ gateway: PaymentGateway = SimulatedGateway(
 @app.agent(topic("payment_requests"), name="payment")
 async def payment_agent(stream: Any) -> None:
     async for event in stream.events():
-        await guarded(event, lambda event=event: _handle(event))
+        await guarded(event, partial(_handle, event))
 
 
 async def _handle(event: Any) -> None:
@@ -42,8 +43,11 @@ async def _charge(req: PaymentRequested) -> tuple[Charge | None, int, str | None
     for attempt in range(1, settings.payment_max_attempts + 1):
         try:
             charge = await gateway.charge(
-                order_id=req.data.orderId, customer_id=req.data.customerId,
-                amount=req.data.amount, idempotency_key=req.data.orderId, attempt=attempt,
+                order_id=req.data.orderId,
+                customer_id=req.data.customerId,
+                amount=req.data.amount,
+                idempotency_key=req.data.orderId,
+                attempt=attempt,
             )
             return charge, attempt, None
         except TransientGatewayError as exc:

@@ -6,13 +6,14 @@ It consumes every topic keyed by orderId, so one agent, one partition at a time,
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 from app.application import app, publish, settings, topic
 from app.deadletter import guarded
 from app.domain import saga
 from app.domain.common import already_applied, stamp
-from app.events import OrderPlaced, SagaInput, decode
+from app.events import Event, OrderPlaced, SagaInput, decode
 from app.topics import accepted_types
 from tables.orders import get_order, put_order
 
@@ -23,7 +24,7 @@ ACCEPT = accepted_types(*ROLES)
 @app.agent(topic(*ROLES), name="saga")
 async def saga_agent(stream: Any) -> None:
     async for event in stream.events():
-        await guarded(event, lambda event=event: _handle(event))
+        await guarded(event, partial(_handle, event))
 
 
 async def _handle(event: Any) -> None:
@@ -36,7 +37,7 @@ async def _handle(event: Any) -> None:
     state = get_order(order_id)
     if state is not None and already_applied(state.applied, msg.topic, msg.offset):
         # Redelivered after a crash: the state is ahead, but what it sent may have been lost.
-        emit = saga.pending_commands(state, ev.eventId)
+        emit: list[Event] = saga.pending_commands(state, ev.eventId)
     else:
         decision = saga.decide(state, ev, time.time(), settings.saga_timeout_s)
         if decision.state is not None:

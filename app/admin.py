@@ -15,18 +15,25 @@ async def ensure_topics(settings: Settings) -> list[str]:
     Returns the names of the topics it created.
     """
     specs = list(registry(settings).values())
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
-                                client_id=f"{settings.app_id}-admin")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.app_id}-admin"
+    )
     await admin.start()
     try:
         existing = await _partition_counts(admin)
         missing = [s for s in specs if s.name not in existing]
-        wrong = [f"{s.name} has {existing[s.name]} partitions, the registry says {s.partitions}"
-                 for s in specs if s.name in existing and existing[s.name] != s.partitions]
+        wrong = [
+            f"{s.name} has {existing[s.name]} partitions, the registry says {s.partitions}"
+            for s in specs
+            if s.name in existing and existing[s.name] != s.partitions
+        ]
         if wrong:
-            raise BrokerError("topic partition counts differ from the registry (co-partitioning "
-                              "needs them equal): " + "; ".join(wrong)
-                              + ". Recreate the topics or set ORDERSTREAM_PARTITIONS to match.")
+            raise BrokerError(
+                "topic partition counts differ from the registry (co-partitioning "
+                "needs them equal): "
+                + "; ".join(wrong)
+                + ". Recreate the topics or set ORDERSTREAM_PARTITIONS to match."
+            )
         if missing:
             await admin.create_topics([_new_topic(s) for s in missing])
         return [s.name for s in missing]
@@ -35,8 +42,9 @@ async def ensure_topics(settings: Settings) -> list[str]:
 
 
 def _new_topic(spec: TopicSpec) -> NewTopic:
-    return NewTopic(spec.name, spec.partitions, spec.replication_factor,
-                    topic_configs=dict(spec.configs))
+    return NewTopic(
+        spec.name, spec.partitions, spec.replication_factor, topic_configs=dict(spec.configs)
+    )
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""The Faust application. It imports no agents: `autodiscover` finds them (agents import the app)."""
+"""The Faust application. It imports no agents: autodiscover finds them (agents import it)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ app = faust.App(
     broker_commit_interval=1.0,
     stream_buffer_maxsize=4096,
     web_enabled=True,
+    broker_session_timeout=settings.session_timeout_s,
+    broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 4),
 )
 
 
@@ -53,11 +55,14 @@ def topic(*roles: str) -> Any:
 async def publish(event: Event) -> None:
     """Send an event to its topic, keyed by the registry's route (buffered, not awaited)."""
     role, key = route(event)
-    await topic(role).send(key=key.encode(), value=encode(event))
+    channel, value = topic(role), encode(event)
+    await channel.send(key=key.encode(), value=value)
+    if settings.chaos_duplicate_sends:
+        await channel.send(key=key.encode(), value=value)
 
 
 def raw_table(name: str, help: str) -> Any:
     """A changelog-backed RocksDB table of bytes -> bytes; we (de)serialize with the models."""
-    table = app.Table(name, partitions=settings.partitions, help=help)
-    table.key_serializer = table.value_serializer = "raw"
-    return table
+    # bytes as key and value type make Faust use the raw codec for the store and the changelog.
+    return app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes,
+                     help=help)

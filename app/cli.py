@@ -41,10 +41,13 @@ def stack(settings: Settings, *, worker: bool = True) -> Iterator[None]:
         if created:
             print(f"created topics: {', '.join(created)}", flush=True)
         if worker and not _answers(settings.web_port):
-            print(f"starting a worker (web on :{settings.web_port}, log var/worker.log) ...",
-                  flush=True)
-            proc = WorkerProcess("worker", Path(settings.datadir), settings.web_port,
-                                 log_path=Path("var/worker.log"))
+            print(
+                f"starting a worker (web on :{settings.web_port}, log var/worker.log) ...",
+                flush=True,
+            )
+            proc = WorkerProcess(
+                "worker", Path(settings.datadir), settings.web_port, log_path=Path("var/worker.log")
+            )
             proc.start()
             proc.wait_ready()
         yield
@@ -70,8 +73,10 @@ def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
     elif args.action == "wipe":
         broker.wipe()
     status = broker.status()
-    print(f"broker {'running' if status.running else 'stopped'}: pid={status.pid} "
-          f"bootstrap={status.bootstrap} data={status.data_dir} kafka={status.version}")
+    print(
+        f"broker {'running' if status.running else 'stopped'}: pid={status.pid} "
+        f"bootstrap={status.bootstrap} data={status.data_dir} kafka={status.version}"
+    )
     return 0
 
 
@@ -88,16 +93,19 @@ def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    os.execvp(sys.executable, [sys.executable, "-m", "faust", "-A", "app", "worker",
-                               "-l", settings.log_level])
+    os.execvp(
+        sys.executable,
+        [sys.executable, "-m", "faust", "-A", "app", "worker", "-l", settings.log_level],
+    )
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from app import demo
 
     with stack(settings, worker=not args.no_worker):
-        result = asyncio.run(demo.run(settings, args.orders, rate=args.rate,
-                                      timeout_s=args.timeout))
+        result = asyncio.run(
+            demo.run(settings, args.orders, rate=args.rate, timeout_s=args.timeout)
+        )
     print(demo.summary(result))
     return 0 if result.ok else 1
 
@@ -111,12 +119,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         with stack(settings):
             while True:
                 rounds += 1
-                result = asyncio.run(demo.run(settings, args.round, rate=args.rate,
-                                              seed=rounds))
+                result = asyncio.run(demo.run(settings, args.round, rate=args.rate, seed=rounds))
                 settled += result.settled
                 state = "invariants OK" if result.ok else "INVARIANTS BROKEN"
-                print(f"-- round {rounds}: {result.settled} orders settled "
-                      f"({settled} in total), {state}", flush=True)
+                print(
+                    f"-- round {rounds}: {result.settled} orders settled "
+                    f"({settled} in total), {state}",
+                    flush=True,
+                )
                 if not result.ok:
                     print(demo.summary(result))
                     return 1

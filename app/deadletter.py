@@ -4,8 +4,8 @@ in its headers, on the dead-letter topic; the worker goes on with the next one."
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from app.events import utcnow
@@ -26,9 +26,14 @@ class DeadLetter:
 
     def headers(self, app_id: str) -> list[tuple[str, bytes]]:
         fields = {
-            "kind": self.kind, "message": self.message[:1000], "topic": self.topic,
-            "partition": str(self.partition), "offset": str(self.offset),
-            "attempts": str(self.attempts), "failed-at": utcnow().isoformat(), "app": app_id,
+            "kind": self.kind,
+            "message": self.message[:1000],
+            "topic": self.topic,
+            "partition": str(self.partition),
+            "offset": str(self.offset),
+            "attempts": str(self.attempts),
+            "failed-at": utcnow().isoformat(),
+            "app": app_id,
         }
         return [(HEADER_PREFIX + k, v.encode()) for k, v in fields.items()]
 
@@ -36,8 +41,11 @@ class DeadLetter:
 def parse_headers(headers: Any) -> dict[str, str]:
     """Dead-letter headers back to a dict (for `orderstream dlq` and the tests)."""
     items = headers.items() if isinstance(headers, dict) else headers or []
-    return {k[len(HEADER_PREFIX):]: (v.decode() if isinstance(v, bytes) else str(v))
-            for k, v in items if k.startswith(HEADER_PREFIX)}
+    return {
+        k[len(HEADER_PREFIX) :]: (v.decode() if isinstance(v, bytes) else str(v))
+        for k, v in items
+        if k.startswith(HEADER_PREFIX)
+    }
 
 
 async def dead_letter(event: Any, kind: str, message: str) -> None:
@@ -46,10 +54,12 @@ async def dead_letter(event: Any, kind: str, message: str) -> None:
 
     msg = event.message
     letter = DeadLetter(kind, message, msg.topic, msg.partition, msg.offset)
-    log.warning("dead letter %s/%s@%s: %s: %s", msg.topic, msg.partition, msg.offset, kind,
-                message[:200])
-    await topic("dead_letters").send(key=event.key, value=event.value,
-                                     headers=letter.headers(app.conf.id))
+    log.warning(
+        "dead letter %s/%s@%s: %s: %s", msg.topic, msg.partition, msg.offset, kind, message[:200]
+    )
+    await topic("dead_letters").send(
+        key=event.key, value=event.value, headers=letter.headers(app.conf.id)
+    )
 
 
 async def guarded(event: Any, handle: Callable[[], Awaitable[None]]) -> None:

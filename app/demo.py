@@ -12,10 +12,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app.events import encode
-from app.verify import RunReport, collect, invariant_violations, partitions_of
 from app.settings import Settings
 from app.simulator import Scenario, build_scenario, restock_events
 from app.topics import registry, route
+from app.verify import RunReport, collect, invariant_violations, partitions_of
 
 
 @dataclass
@@ -34,8 +34,9 @@ class DemoResult:
 async def _status_consumer(settings: Settings) -> AIOKafkaConsumer:
     """Positioned at the current end of order-status, so it sees only what comes next."""
     name = registry(settings)["order_status"].name
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False
+    )
     await consumer.start()
     tps = [TopicPartition(name, p) for p in sorted(await partitions_of(consumer, name))]
     consumer.assign(tps)
@@ -45,17 +46,26 @@ async def _status_consumer(settings: Settings) -> AIOKafkaConsumer:
     return consumer
 
 
-async def feed(producer: AIOKafkaProducer, settings: Settings, scenario: Scenario, run_id: str,
-               rate: float | None) -> None:
+async def feed(
+    producer: AIOKafkaProducer,
+    settings: Settings,
+    scenario: Scenario,
+    run_id: str,
+    rate: float | None,
+    copies: int = 1,
+) -> None:
+    """Restock, then send the orders (each `copies` times, to prove duplicates are harmless)."""
     topics = registry(settings)
     for adj in restock_events(run_id, scenario.restocks):
         role, key = route(adj)
-        await producer.send(topics[role].name, encode(adj), key=key.encode())
+        for _ in range(copies):
+            await producer.send(topics[role].name, encode(adj), key=key.encode())
     await producer.flush()
     order_topic = topics["orders"].name
     start = time.monotonic()
     for n, order in enumerate(scenario.orders):
-        await producer.send(order_topic, order.payload, key=order.order_id.encode())
+        for _ in range(copies):
+            await producer.send(order_topic, order.payload, key=order.order_id.encode())
         if rate and n % 50 == 0:
             ahead = n / rate - (time.monotonic() - start)
             if ahead > 0:
@@ -69,23 +79,36 @@ def _progress_line(settled: int, total: int | None, counts: Counter[str], rate: 
     return f"settled {settled}{of}  {rate:8.1f} orders/s  {mix}"
 
 
-async def run(settings: Settings, n_orders: int, *, rate: float | None = None,
-              timeout_s: float = 600.0, quiet: bool = False, seed: int = 7) -> DemoResult:
+async def run(
+    settings: Settings,
+    n_orders: int,
+    *,
+    rate: float | None = None,
+    timeout_s: float = 600.0,
+    quiet: bool = False,
+    seed: int = 7,
+    copies: int = 1,
+) -> DemoResult:
     """Feed n orders and wait for all of them to settle; then collect and check everything."""
     run_id = f"r{int(time.time() * 1000) % 10**10}"
-    scenario = build_scenario(run_id, n_orders, seed=seed,
-                              payment_limit=settings.payment_limit_per_order)
+    scenario = build_scenario(
+        run_id, n_orders, seed=seed, payment_limit=settings.payment_limit_per_order
+    )
     wanted = {o.order_id for o in scenario.orders}
     consumer = await _status_consumer(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=10,
-                                acks="all", enable_idempotence=True,
-                                max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        linger_ms=10,
+        acks="all",
+        enable_idempotence=True,
+        max_batch_size=256 * 1024,
+    )
     await producer.start()
     counts: Counter[str] = Counter()
     seen: set[str] = set()
     start = last_print = time.monotonic()
     last_settled = 0
-    feeder = asyncio.create_task(feed(producer, settings, scenario, run_id, rate))
+    feeder = asyncio.create_task(feed(producer, settings, scenario, run_id, rate, copies))
     try:
         while len(seen) < len(wanted) and time.monotonic() - start < timeout_s:
             batch = await consumer.getmany(timeout_ms=200, max_records=5000)
@@ -113,22 +136,29 @@ async def run(settings: Settings, n_orders: int, *, rate: float | None = None,
         await consumer.stop()
     report = await _settled_report(settings, scenario, wanted)
     problems = invariant_violations(report, wanted)
-    wrong = [o.order_id for o in scenario.orders if report.status_of(o.order_id) not in
-             (None, o.expected)]
+    wrong = [
+        o.order_id
+        for o in scenario.orders
+        if report.status_of(o.order_id) not in (None, o.expected)
+    ]
     if wrong:
         problems.append(f"{len(wrong)} orders ended in an unexpected state, e.g. {wrong[:3]}")
     return DemoResult(scenario, report, elapsed, len(seen), problems)
 
 
-async def _settled_report(settings: Settings, scenario: Scenario, wanted: set[str],
-                          timeout_s: float = 60.0) -> RunReport:
+async def _settled_report(
+    settings: Settings, scenario: Scenario, wanted: set[str], timeout_s: float = 60.0
+) -> RunReport:
     """Collect once the holds of this run are all committed or released (commands in flight)."""
     products = set(scenario.restocks)
     deadline = time.monotonic() + timeout_s
     while True:
         report = await collect(settings, wanted)
-        open_holds = [s for p, s in report.stock.items()
-                      if p in products and any(o in wanted for o in s.holds)]
+        open_holds = [
+            s
+            for p, s in report.stock.items()
+            if p in products and any(o in wanted for o in s.holds)
+        ]
         if not open_holds or time.monotonic() > deadline:
             return report
         await asyncio.sleep(0.5)
@@ -148,8 +178,11 @@ def summary(result: DemoResult) -> str:
         if s is not None:
             lines.append(f"{p:<12}{s.restocked:>10}{s.available:>10}{s.held:>8}{s.sold:>8}")
     tput = result.settled / result.elapsed_s if result.elapsed_s else 0.0
-    lines += ["", f"orders {len(sc.orders)}  settled {result.settled}  in {result.elapsed_s:.1f}s"
-              f"  = {tput:.0f} orders/s  dead letters (topic total) {report.dead_letters}"]
+    lines += [
+        "",
+        f"orders {len(sc.orders)}  settled {result.settled}  in {result.elapsed_s:.1f}s"
+        f"  = {tput:.0f} orders/s  dead letters (topic total) {report.dead_letters}",
+    ]
     lines.append("invariants: OK" if result.ok else "invariants: BROKEN")
     lines += [f"  - {p}" for p in result.problems[:20]]
     return "\n".join(lines)

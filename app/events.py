@@ -18,7 +18,7 @@ _NAMESPACE = uuid.UUID("6f1c7a52-5d4b-4a8e-9a56-3c1f0f6a9e21")
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
 Quantity = Annotated[int, Field(strict=True, ge=1, le=10_000)]
-Money = Annotated[float, Field(ge=0, le=1_000_000_000)]
+Money = Annotated[float, Field(strict=True, ge=0, le=1_000_000_000)]  # no "12.5" or true
 
 
 def event_id(*parts: str) -> str:
@@ -225,17 +225,34 @@ PaymentEvent: TypeAlias = PaymentSucceeded | PaymentFailed
 StatusEvent: TypeAlias = OrderConfirmed | OrderRejected | OrderCancelled
 SagaInput: TypeAlias = OrderPlaced | StockReserved | StockRejected | PaymentEvent | SagaTimedOut
 Event: TypeAlias = (
-    OrderPlaced | InventoryInput | InventoryEvent | PaymentRequested | PaymentEvent
-    | StatusEvent | SagaTimedOut
+    OrderPlaced
+    | InventoryInput
+    | InventoryEvent
+    | PaymentRequested
+    | PaymentEvent
+    | StatusEvent
+    | SagaTimedOut
 )
 
 ALL_EVENTS: tuple[type[_Envelope], ...] = (
-    OrderPlaced, ReserveStock, ReleaseStock, CommitStock, StockAdjusted, StockReserved,
-    StockRejected, PaymentRequested, PaymentSucceeded, PaymentFailed, OrderConfirmed,
-    OrderRejected, OrderCancelled, SagaTimedOut,
+    OrderPlaced,
+    ReserveStock,
+    ReleaseStock,
+    CommitStock,
+    StockAdjusted,
+    StockReserved,
+    StockRejected,
+    PaymentRequested,
+    PaymentSucceeded,
+    PaymentFailed,
+    OrderConfirmed,
+    OrderRejected,
+    OrderCancelled,
+    SagaTimedOut,
 )
-_BY_TYPE: dict[str, type[_Envelope]] = {cls.model_fields["eventType"].default: cls
-                                        for cls in ALL_EVENTS}
+_BY_TYPE: dict[str, type[_Envelope]] = {
+    cls.model_fields["eventType"].default: cls for cls in ALL_EVENTS
+}
 _ADAPTERS: dict[str, TypeAdapter[Any]] = {name: TypeAdapter(cls) for name, cls in _BY_TYPE.items()}
 
 
@@ -287,7 +304,9 @@ def encode(event: _Envelope) -> bytes:
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schema of every event type (and of the accepted v1 input shape), by file name."""
-    schemas = {f"{name}.v{SCHEMA_VERSION}.json": cls.model_json_schema(mode="validation")
-               for name, cls in _BY_TYPE.items()}
+    schemas = {
+        f"{name}.v{SCHEMA_VERSION}.json": cls.model_json_schema(mode="validation")
+        for name, cls in _BY_TYPE.items()
+    }
     schemas["OrderPlaced.v1.json"] = OrderPlacedV1.model_json_schema(mode="validation")
     return schemas

@@ -1,4 +1,4 @@
-"""Payment gateways: the interface the payment agent charges through, and a deterministic simulator."""
+"""Payment gateways: the interface the payment agent charges through, and a simulator."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ class Charge:
 
 
 class PaymentGateway(Protocol):
-    async def charge(self, *, order_id: str, customer_id: str, amount: float,
-                     idempotency_key: str, attempt: int) -> Charge:
+    async def charge(
+        self, *, order_id: str, customer_id: str, amount: float, idempotency_key: str, attempt: int
+    ) -> Charge:
         """Charge once per idempotency key; raise TransientGatewayError when it may be retried."""
         ...
 
@@ -42,8 +43,9 @@ class SimulatedGateway:
     declined_customers: frozenset[str] = frozenset()
     transient_failure_rate: float = 0.0
 
-    async def charge(self, *, order_id: str, customer_id: str, amount: float,
-                     idempotency_key: str, attempt: int) -> Charge:
+    async def charge(
+        self, *, order_id: str, customer_id: str, amount: float, idempotency_key: str, attempt: int
+    ) -> Charge:
         if _unit(idempotency_key, str(attempt)) < self.transient_failure_rate:
             raise TransientGatewayError(f"simulated gateway timeout (attempt {attempt})")
         if customer_id in self.declined_customers:

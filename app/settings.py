@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     web_port: int = 6066
     table_standby_replicas: int = 0
     log_level: str = "info"
+    # A crashed worker's partitions move after this long without heartbeats.
+    session_timeout_s: float = 10.0
 
     # --- topics (names and configs; see app/topics.py) -------------------
     topic_prefix: str = ""
@@ -48,6 +50,9 @@ class Settings(BaseSettings):
     local_controller_port: int = 19093
     local_broker_heap: str = "768m"
     local_broker_start_timeout_s: float = 90.0
+
+    # --- fault injection (tests, chaos drills) -------------------------------
+    chaos_duplicate_sends: bool = False  # publish every event twice, as a retrying producer might
 
     # --- security --------------------------------------------------------
     admin_token: SecretStr = Field(default=SecretStr("change-me"))

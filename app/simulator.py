@@ -40,8 +40,15 @@ class Scenario:
     expected: Counter[str] = field(default_factory=Counter)
 
 
-def build_scenario(run_id: str, n_orders: int, *, products: int = 20, seed: int = 7,
-                   payment_limit: float = 1000.0, v1_share: float = 0.1) -> Scenario:
+def build_scenario(
+    run_id: str,
+    n_orders: int,
+    *,
+    products: int = 20,
+    seed: int = 7,
+    payment_limit: float = 1000.0,
+    v1_share: float = 0.1,
+) -> Scenario:
     rng = random.Random(seed)
     catalog = [f"SKU-{i:04d}" for i in range(products)]
     demand: Counter[str] = Counter()
@@ -67,8 +74,7 @@ def build_scenario(run_id: str, n_orders: int, *, products: int = 20, seed: int 
         for product, qty in items:
             demand[product] += qty
         customer = f"C{rng.randint(1, 500):04d}"
-        payload = _payload(order_id, customer, items, prices, total,
-                           v1=rng.random() < v1_share)
+        payload = _payload(order_id, customer, items, prices, total, v1=rng.random() < v1_share)
         orders.append(SimOrder(order_id, payload, expected, tuple(items)))
     restocks = {p: demand[p] + 10 for p in catalog}
     scenario = Scenario(orders, restocks)
@@ -76,21 +82,38 @@ def build_scenario(run_id: str, n_orders: int, *, products: int = 20, seed: int 
     return scenario
 
 
-def _payload(order_id: str, customer: str, items: list[tuple[str, int]], prices: list[float],
-             total: float, *, v1: bool) -> bytes:
+def _payload(
+    order_id: str,
+    customer: str,
+    items: list[tuple[str, int]],
+    prices: list[float],
+    total: float,
+    *,
+    v1: bool,
+) -> bytes:
     now = utcnow()
     if v1:  # the seed's flat shape, as a KafkaJS service would send it
-        return orjson.dumps({
-            "eventType": "OrderPlaced", "orderId": order_id, "customerId": customer,
-            "items": [{"productId": p, "quantity": q} for p, q in items],
-            "totalAmount": total, "timestamp": now.isoformat(),
-        })
+        return orjson.dumps(
+            {
+                "eventType": "OrderPlaced",
+                "orderId": order_id,
+                "customerId": customer,
+                "items": [{"productId": p, "quantity": q} for p, q in items],
+                "totalAmount": total,
+                "timestamp": now.isoformat(),
+            }
+        )
     event = OrderPlaced(
-        eventId=f"evt-{order_id}", timestamp=now,
+        eventId=f"evt-{order_id}",
+        timestamp=now,
         data=OrderPlacedData(
-            orderId=order_id, customerId=customer, totalAmount=total,
-            items=[OrderItem(productId=p, quantity=q, price=pr)
-                   for (p, q), pr in zip(items, prices, strict=True)],
+            orderId=order_id,
+            customerId=customer,
+            totalAmount=total,
+            items=[
+                OrderItem(productId=p, quantity=q, price=pr)
+                for (p, q), pr in zip(items, prices, strict=True)
+            ],
         ),
     )
     return encode(event)
@@ -98,8 +121,12 @@ def _payload(order_id: str, customer: str, items: list[tuple[str, int]], prices:
 
 def restock_events(run_id: str, restocks: dict[str, int]) -> list[StockAdjusted]:
     return [
-        StockAdjusted(eventId=f"adj-{run_id}-{p}", timestamp=utcnow(),
-                      data=StockAdjustmentData(adjustmentId=f"{run_id}-{p}", productId=p,
-                                               delta=qty, reason="restock"))
+        StockAdjusted(
+            eventId=f"adj-{run_id}-{p}",
+            timestamp=utcnow(),
+            data=StockAdjustmentData(
+                adjustmentId=f"{run_id}-{p}", productId=p, delta=qty, reason="restock"
+            ),
+        )
         for p, qty in restocks.items()
     ]

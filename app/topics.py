@@ -58,28 +58,92 @@ def registry(settings: Settings) -> dict[str, TopicSpec]:
     }
     specs = [
         # The order log is the source of truth: never compacted, retained by time.
-        TopicSpec("orders", prefix + settings.order_topic, "orderId", "order service",
-                  p, rf, log(settings.order_retention_ms)),
-        TopicSpec("inventory_requests", prefix + "inventory-requests", "productId", "saga",
-                  p, rf, log(7 * DAY_MS)),
-        TopicSpec("stock_adjustments", prefix + "stock-adjustments", "productId", "admin (HTTP, CLI)",
-                  p, rf, log(30 * DAY_MS)),
-        TopicSpec("inventory_events", prefix + "inventory-events", "orderId", "inventory agent",
-                  p, rf, log(7 * DAY_MS)),
-        TopicSpec("payment_requests", prefix + "payment-requests", "orderId", "saga",
-                  p, rf, log(7 * DAY_MS)),
-        TopicSpec("payment_events", prefix + "payment-events", "orderId", "payment agent",
-                  p, rf, log(7 * DAY_MS)),
-        TopicSpec("order_status", prefix + "order-status", "orderId", "saga",
-                  p, rf, log(7 * DAY_MS)),
-        TopicSpec("saga_timeouts", prefix + "saga-timeouts", "orderId", "saga timer",
-                  p, rf, log(1 * DAY_MS)),
-        TopicSpec("dead_letters", prefix + "dead-letters", "source key", "any agent",
-                  p, rf, log(30 * DAY_MS)),
+        TopicSpec(
+            "orders",
+            prefix + settings.order_topic,
+            "orderId",
+            "order service",
+            p,
+            rf,
+            log(settings.order_retention_ms),
+        ),
+        TopicSpec(
+            "inventory_requests",
+            prefix + "inventory-requests",
+            "productId",
+            "saga",
+            p,
+            rf,
+            log(7 * DAY_MS),
+        ),
+        TopicSpec(
+            "stock_adjustments",
+            prefix + "stock-adjustments",
+            "productId",
+            "admin (HTTP, CLI)",
+            p,
+            rf,
+            log(30 * DAY_MS),
+        ),
+        TopicSpec(
+            "inventory_events",
+            prefix + "inventory-events",
+            "orderId",
+            "inventory agent",
+            p,
+            rf,
+            log(7 * DAY_MS),
+        ),
+        TopicSpec(
+            "payment_requests",
+            prefix + "payment-requests",
+            "orderId",
+            "saga",
+            p,
+            rf,
+            log(7 * DAY_MS),
+        ),
+        TopicSpec(
+            "payment_events",
+            prefix + "payment-events",
+            "orderId",
+            "payment agent",
+            p,
+            rf,
+            log(7 * DAY_MS),
+        ),
+        TopicSpec(
+            "order_status", prefix + "order-status", "orderId", "saga", p, rf, log(7 * DAY_MS)
+        ),
+        TopicSpec(
+            "saga_timeouts",
+            prefix + "saga-timeouts",
+            "orderId",
+            "saga timer",
+            p,
+            rf,
+            log(1 * DAY_MS),
+        ),
+        TopicSpec(
+            "dead_letters",
+            prefix + "dead-letters",
+            "source key",
+            "any agent",
+            p,
+            rf,
+            log(30 * DAY_MS),
+        ),
     ]
     specs += [
-        TopicSpec(f"changelog_{t}", changelog_topic(settings, t), "table key", "Faust",
-                  p, rf, dict(compact))
+        TopicSpec(
+            f"changelog_{t}",
+            changelog_topic(settings, t),
+            "table key",
+            "Faust",
+            p,
+            rf,
+            dict(compact),
+        )
         for t in TABLES
     ]
     return {s.role: s for s in specs}

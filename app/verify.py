@@ -24,9 +24,12 @@ async def partitions_of(consumer: AIOKafkaConsumer, name: str) -> set[int]:
 
 async def read_topic(settings: Settings, name: str, *, idle_s: float = 1.0) -> list[Any]:
     """Every record of a topic from the beginning up to its end offsets at call time."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
-                                enable_auto_commit=False, auto_offset_reset="earliest",
-                                max_partition_fetch_bytes=4 * 1024 * 1024)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
     await consumer.start()
     try:
         parts = await partitions_of(consumer, name)
@@ -40,8 +43,9 @@ async def read_topic(settings: Settings, name: str, *, idle_s: float = 1.0) -> l
         records: list[Any] = []
         remaining = {tp for tp in tps if end[tp] > 0}
         while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=int(idle_s * 1000),
-                                           max_records=10_000)
+            batch = await consumer.getmany(
+                *remaining, timeout_ms=int(idle_s * 1000), max_records=10_000
+            )
             for tp, msgs in batch.items():
                 records.extend(msgs)
                 if msgs and msgs[-1].offset >= end[tp] - 1:
@@ -84,7 +88,8 @@ async def collect(settings: Settings, order_ids: Iterable[str] | None = None) ->
     for rec in payments:
         body = orjson.loads(rec.value)
         data = body["data"]
-        if body["eventType"] == "PaymentSucceeded" and (wanted is None or data["orderId"] in wanted):
+        charged = body["eventType"] == "PaymentSucceeded"
+        if charged and (wanted is None or data["orderId"] in wanted):
             report.charges[data["orderId"]].add(data["chargeId"])
     for rec in stock:  # compacted changelog: the last value per key wins
         if rec.value is not None:
@@ -98,8 +103,10 @@ def invariant_violations(report: RunReport, order_ids: Iterable[str]) -> list[st
     problems: list[str] = []
     for s in report.stock.values():
         if not s.conserved():
-            problems.append(f"stock not conserved for {s.productId}: restocked={s.restocked} "
-                            f"available={s.available} held={s.held} sold={s.sold}")
+            problems.append(
+                f"stock not conserved for {s.productId}: restocked={s.restocked} "
+                f"available={s.available} held={s.held} sold={s.sold}"
+            )
     for oid in order_ids:
         found = report.outcomes.get(oid, set())
         if len(found) != 1:

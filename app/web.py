@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from app.application import app
 
 
 def is_ready() -> bool:
     """Tables recovered from their changelogs and no recovery running (after a rebalance)."""
-    recovery = app.tables.recovery
+    recovery = cast(Any, app.tables).recovery
     return bool(recovery.completed.is_set() and not recovery.in_recovery)
 
 

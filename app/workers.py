@@ -27,15 +27,31 @@ class WorkerProcess:
 
     def start(self) -> None:
         self.datadir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.env,
-               "ORDERSTREAM_DATADIR": str(self.datadir),
-               "ORDERSTREAM_WEB_PORT": str(self.web_port)}
+        env = {
+            **os.environ,
+            **self.env,
+            "ORDERSTREAM_DATADIR": str(self.datadir),
+            "ORDERSTREAM_WEB_PORT": str(self.web_port),
+        }
         self.log_path = self.log_path or self.datadir.parent / f"{self.name}.log"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "faust", "-A", "app", "worker", "-l", "info",
-             "--web-port", str(self.web_port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "faust",
+                "-A",
+                "app",
+                "worker",
+                "-l",
+                "info",
+                "--web-port",
+                str(self.web_port),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             cwd=Path(__file__).resolve().parent.parent,
         )
         log.close()
@@ -46,8 +62,9 @@ class WorkerProcess:
         url = f"http://127.0.0.1:{self.web_port}/readyz"
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise OrderstreamError(f"worker {self.name} exited with {self.proc.returncode}; "
-                                       f"see {self.log_path}")
+                raise OrderstreamError(
+                    f"worker {self.name} exited with {self.proc.returncode}; see {self.log_path}"
+                )
             try:
                 with urllib.request.urlopen(url, timeout=2) as resp:
                     if resp.status == 200:
@@ -55,8 +72,9 @@ class WorkerProcess:
             except OSError:
                 pass
             time.sleep(0.3)
-        raise OrderstreamError(f"worker {self.name} not ready after {timeout_s:.0f}s; "
-                               f"see {self.log_path}")
+        raise OrderstreamError(
+            f"worker {self.name} not ready after {timeout_s:.0f}s; see {self.log_path}"
+        )
 
     @property
     def running(self) -> bool:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel
 
 from app.errors import OrderstreamError
 from app.events import Event
@@ -39,15 +41,10 @@ def already_applied(applied: Mapping[str, int], topic: str, offset: int) -> bool
     return offset <= applied.get(topic, -1)
 
 
-class Stamped(Protocol):
-    applied: dict[str, int]
-
-    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Any: ...
-
-
-T = TypeVar("T", bound=Stamped)
+T = TypeVar("T", bound=BaseModel)
 
 
 def stamp(state: T, topic: str, offset: int) -> T:
-    """The state with this record marked as applied (see `already_applied`)."""
-    return cast(T, state.model_copy(update={"applied": {**state.applied, topic: offset}}))
+    """The state (a model with an `applied` watermark) with this record marked as applied."""
+    applied: dict[str, int] = state.applied  # type: ignore[attr-defined]
+    return state.model_copy(update={"applied": {**applied, topic: offset}})

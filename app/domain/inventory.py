@@ -49,7 +49,8 @@ def _reserved(cmd: ReserveStock) -> StockReserved:
     line = cmd.data
     return StockReserved(
         eventId=event_id("StockReserved", line.orderId, line.productId),
-        timestamp=utcnow(), causationId=cmd.eventId,
+        timestamp=utcnow(),
+        causationId=cmd.eventId,
         data=StockResult(orderId=line.orderId, productId=line.productId, quantity=line.quantity),
     )
 
@@ -58,9 +59,11 @@ def _rejected(cmd: ReserveStock, reason: str) -> StockRejected:
     line = cmd.data
     return StockRejected(
         eventId=event_id("StockRejected", line.orderId, line.productId),
-        timestamp=utcnow(), causationId=cmd.eventId,
-        data=StockResult(orderId=line.orderId, productId=line.productId,
-                         quantity=line.quantity, reason=reason),
+        timestamp=utcnow(),
+        causationId=cmd.eventId,
+        data=StockResult(
+            orderId=line.orderId, productId=line.productId, quantity=line.quantity, reason=reason
+        ),
     )
 
 
@@ -72,11 +75,13 @@ def reserve(stock: ProductStock | None, cmd: ReserveStock) -> Decision[ProductSt
         return Decision(emit=[_reserved(cmd)], duplicate=True)
     if stock.available < qty:
         return Decision(emit=[_rejected(cmd, "out_of_stock")])
-    new = stock.model_copy(update={
-        "available": stock.available - qty,
-        "held": stock.held + qty,
-        "holds": {**stock.holds, order: qty},
-    })
+    new = stock.model_copy(
+        update={
+            "available": stock.available - qty,
+            "held": stock.held + qty,
+            "holds": {**stock.holds, order: qty},
+        }
+    )
     return Decision(new, [_reserved(cmd)])
 
 
@@ -85,9 +90,15 @@ def release(stock: ProductStock | None, cmd: ReleaseStock) -> Decision[ProductSt
         return Decision(duplicate=True)
     holds = dict(stock.holds)
     qty = holds.pop(cmd.data.orderId)
-    return Decision(stock.model_copy(update={
-        "available": stock.available + qty, "held": stock.held - qty, "holds": holds,
-    }))
+    return Decision(
+        stock.model_copy(
+            update={
+                "available": stock.available + qty,
+                "held": stock.held - qty,
+                "holds": holds,
+            }
+        )
+    )
 
 
 def commit(stock: ProductStock | None, cmd: CommitStock) -> Decision[ProductStock]:
@@ -95,9 +106,15 @@ def commit(stock: ProductStock | None, cmd: CommitStock) -> Decision[ProductStoc
         return Decision(duplicate=True)
     holds = dict(stock.holds)
     qty = holds.pop(cmd.data.orderId)
-    return Decision(stock.model_copy(update={
-        "sold": stock.sold + qty, "held": stock.held - qty, "holds": holds,
-    }))
+    return Decision(
+        stock.model_copy(
+            update={
+                "sold": stock.sold + qty,
+                "held": stock.held - qty,
+                "holds": holds,
+            }
+        )
+    )
 
 
 def adjust(stock: ProductStock | None, cmd: StockAdjusted) -> Decision[ProductStock]:
@@ -111,11 +128,15 @@ def adjust(stock: ProductStock | None, cmd: StockAdjusted) -> Decision[ProductSt
             f"correction {adj.delta} on {adj.productId} exceeds the {stock.available} available",
         )
     recent = [*stock.recentAdjustments, adj.adjustmentId][-RECENT_ADJUSTMENTS:]
-    return Decision(stock.model_copy(update={
-        "available": stock.available + adj.delta,
-        "restocked": stock.restocked + adj.delta,
-        "recentAdjustments": recent,
-    }))
+    return Decision(
+        stock.model_copy(
+            update={
+                "available": stock.available + adj.delta,
+                "restocked": stock.restocked + adj.delta,
+                "recentAdjustments": recent,
+            }
+        )
+    )
 
 
 def apply(stock: ProductStock | None, cmd: InventoryInput) -> Decision[ProductStock]:

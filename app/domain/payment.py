@@ -32,32 +32,47 @@ class PaymentRecord(BaseModel):
     applied: dict[str, int] = Field(default_factory=dict)
 
 
-def record(req: PaymentRequested, charge: Charge | None, attempts: int,
-           transient_reason: str | None = None) -> PaymentRecord:
+def record(
+    req: PaymentRequested, charge: Charge | None, attempts: int, transient_reason: str | None = None
+) -> PaymentRecord:
     """The outcome of charging `req`; `charge` is None when every attempt failed transiently."""
     d = req.data
-    if charge is None:
-        status, reason = "FAILED", f"gateway_unavailable: {transient_reason}"
-    else:
-        status = "SUCCEEDED" if charge.approved else "FAILED"
-        reason = charge.reason
+    status: Literal["SUCCEEDED", "FAILED"] = "SUCCEEDED" if charge and charge.approved else "FAILED"
+    reason = charge.reason if charge else f"gateway_unavailable: {transient_reason}"
     return PaymentRecord(
-        orderId=d.orderId, customerId=d.customerId, amount=d.amount,
-        status=status,  # type: ignore[arg-type]
-        attempts=attempts, chargeId=charge.charge_id if charge else None, reason=reason,
+        orderId=d.orderId,
+        customerId=d.customerId,
+        amount=d.amount,
+        status=status,
+        attempts=attempts,
+        chargeId=charge.charge_id if charge else None,
+        reason=reason,
         requestEventId=req.eventId,
     )
 
 
 def result_event(rec: PaymentRecord) -> PaymentEvent:
     """The event that reports the record; the same record always gives the same event id."""
-    data = PaymentResult(orderId=rec.orderId, amount=rec.amount, attempts=rec.attempts,
-                         chargeId=rec.chargeId, reason=rec.reason)
+    data = PaymentResult(
+        orderId=rec.orderId,
+        amount=rec.amount,
+        attempts=rec.attempts,
+        chargeId=rec.chargeId,
+        reason=rec.reason,
+    )
     if rec.status == "SUCCEEDED":
-        return PaymentSucceeded(eventId=event_id("PaymentSucceeded", rec.orderId),
-                                timestamp=utcnow(), causationId=rec.requestEventId, data=data)
-    return PaymentFailed(eventId=event_id("PaymentFailed", rec.orderId), timestamp=utcnow(),
-                         causationId=rec.requestEventId, data=data)
+        return PaymentSucceeded(
+            eventId=event_id("PaymentSucceeded", rec.orderId),
+            timestamp=utcnow(),
+            causationId=rec.requestEventId,
+            data=data,
+        )
+    return PaymentFailed(
+        eventId=event_id("PaymentFailed", rec.orderId),
+        timestamp=utcnow(),
+        causationId=rec.requestEventId,
+        data=data,
+    )
 
 
 def backoff_s(base_s: float, attempt: int) -> float:

@@ -90,51 +90,82 @@ def _line(state: OrderState, line: Line) -> StockLine:
 
 
 def _reserve(state: OrderState, lines: list[Line], cause: str) -> list[Event]:
-    return [ReserveStock(eventId=event_id("ReserveStock", state.orderId, ln.productId),
-                         timestamp=utcnow(), causationId=cause, data=_line(state, ln))
-            for ln in lines]
+    return [
+        ReserveStock(
+            eventId=event_id("ReserveStock", state.orderId, ln.productId),
+            timestamp=utcnow(),
+            causationId=cause,
+            data=_line(state, ln),
+        )
+        for ln in lines
+    ]
 
 
 def _release(state: OrderState, lines: list[Line], cause: str) -> list[Event]:
-    return [ReleaseStock(eventId=event_id("ReleaseStock", state.orderId, ln.productId),
-                         timestamp=utcnow(), causationId=cause, data=_line(state, ln))
-            for ln in lines]
+    return [
+        ReleaseStock(
+            eventId=event_id("ReleaseStock", state.orderId, ln.productId),
+            timestamp=utcnow(),
+            causationId=cause,
+            data=_line(state, ln),
+        )
+        for ln in lines
+    ]
 
 
 def _commit(state: OrderState, cause: str) -> list[Event]:
-    return [CommitStock(eventId=event_id("CommitStock", state.orderId, ln.productId),
-                        timestamp=utcnow(), causationId=cause, data=_line(state, ln))
-            for ln in state.lines]
+    return [
+        CommitStock(
+            eventId=event_id("CommitStock", state.orderId, ln.productId),
+            timestamp=utcnow(),
+            causationId=cause,
+            data=_line(state, ln),
+        )
+        for ln in state.lines
+    ]
 
 
 def _pay(state: OrderState, cause: str) -> PaymentRequested:
     return PaymentRequested(
-        eventId=event_id("PaymentRequested", state.orderId), timestamp=utcnow(),
+        eventId=event_id("PaymentRequested", state.orderId),
+        timestamp=utcnow(),
         causationId=cause,
-        data=PaymentRequestData(orderId=state.orderId, customerId=state.customerId,
-                                amount=state.totalAmount),
+        data=PaymentRequestData(
+            orderId=state.orderId, customerId=state.customerId, amount=state.totalAmount
+        ),
     )
 
 
 _OUTCOME: dict[str, type[StatusEvent]] = {
-    "CONFIRMED": OrderConfirmed, "REJECTED": OrderRejected, "CANCELLED": OrderCancelled,
+    "CONFIRMED": OrderConfirmed,
+    "REJECTED": OrderRejected,
+    "CANCELLED": OrderCancelled,
 }
 
 
 def outcome_event(state: OrderState, cause: str) -> StatusEvent:
     cls = _OUTCOME[state.status]
     return cls(
-        eventId=event_id(cls.__name__, state.orderId), timestamp=utcnow(), causationId=cause,
-        data=OrderOutcome(orderId=state.orderId, customerId=state.customerId,
-                          status=state.status,  # type: ignore[arg-type]
-                          reason=state.reason, totalAmount=state.totalAmount,
-                          placedAt=state.placedAt),
+        eventId=event_id(cls.__name__, state.orderId),
+        timestamp=utcnow(),
+        causationId=cause,
+        data=OrderOutcome(
+            orderId=state.orderId,
+            customerId=state.customerId,
+            status=state.status,
+            reason=state.reason,
+            totalAmount=state.totalAmount,
+            placedAt=state.placedAt,
+        ),
     )
 
 
 def timeout_event(order_id: str, step: str, deadline: float) -> SagaTimedOut:
-    return SagaTimedOut(eventId=event_id("SagaTimedOut", order_id, step, repr(deadline)),
-                        timestamp=utcnow(), data=SagaTimeoutData(orderId=order_id, step=step))
+    return SagaTimedOut(
+        eventId=event_id("SagaTimedOut", order_id, step, repr(deadline)),
+        timestamp=utcnow(),
+        data=SagaTimeoutData(orderId=order_id, step=step),
+    )
 
 
 # --- transitions -----------------------------------------------------------------------------
@@ -142,13 +173,18 @@ def timeout_event(order_id: str, step: str, deadline: float) -> SagaTimedOut:
 
 def _moved(state: OrderState, ev: SagaInput, now: float, **changes: object) -> OrderState:
     entry = HistoryEntry(eventType=ev.eventType, eventId=ev.eventId, at=utcnow())
-    return state.model_copy(update={
-        "updatedAt": entry.at, "history": [*state.history, entry][-HISTORY_LIMIT:], **changes,
-    })
+    return state.model_copy(
+        update={
+            "updatedAt": entry.at,
+            "history": [*state.history, entry][-HISTORY_LIMIT:],
+            **changes,
+        }
+    )
 
 
-def _settle(state: OrderState, ev: SagaInput, now: float, status: Status,
-            reason: str | None) -> Decision[OrderState]:
+def _settle(
+    state: OrderState, ev: SagaInput, now: float, status: Status, reason: str | None
+) -> Decision[OrderState]:
     new = _moved(state, ev, now, status=status, reason=reason, deadline=0.0)
     if status == "CONFIRMED":
         emit = _commit(new, ev.eventId)
@@ -157,8 +193,9 @@ def _settle(state: OrderState, ev: SagaInput, now: float, status: Status,
     return Decision(new, [*emit, outcome_event(new, ev.eventId)])
 
 
-def place(state: OrderState | None, ev: OrderPlaced, now: float,
-          timeout_s: float) -> Decision[OrderState]:
+def place(
+    state: OrderState | None, ev: OrderPlaced, now: float, timeout_s: float
+) -> Decision[OrderState]:
     if state is not None:
         if state.placedEventId == ev.eventId:
             return Decision(duplicate=True)
@@ -169,8 +206,12 @@ def place(state: OrderState | None, ev: OrderPlaced, now: float,
         )
     d = ev.data
     new = OrderState(
-        orderId=d.orderId, customerId=d.customerId, placedEventId=ev.eventId,
-        totalAmount=d.totalAmount, placedAt=ev.timestamp, updatedAt=utcnow(),
+        orderId=d.orderId,
+        customerId=d.customerId,
+        placedEventId=ev.eventId,
+        totalAmount=d.totalAmount,
+        placedAt=ev.timestamp,
+        updatedAt=utcnow(),
         lines=[Line(productId=i.productId, quantity=i.quantity, price=i.price) for i in d.items],
         deadline=now + timeout_s,
         history=[HistoryEntry(eventType=ev.eventType, eventId=ev.eventId, at=utcnow())],
@@ -179,26 +220,31 @@ def place(state: OrderState | None, ev: OrderPlaced, now: float,
 
 
 def _set_line(state: OrderState, product: str, status: str) -> list[Line]:
-    return [ln.model_copy(update={"status": status}) if ln.productId == product else ln
-            for ln in state.lines]
+    return [
+        ln.model_copy(update={"status": status}) if ln.productId == product else ln
+        for ln in state.lines
+    ]
 
 
-def stock_reserved(state: OrderState, ev: StockReserved, now: float,
-                   timeout_s: float) -> Decision[OrderState]:
+def stock_reserved(
+    state: OrderState, ev: StockReserved, now: float, timeout_s: float
+) -> Decision[OrderState]:
     product = ev.data.productId
     if state.terminal:
         # A hold that lands after the order settled (a late or re-sent reserve) is released;
         # after a commit the release finds no hold and changes nothing.
-        return Decision(emit=_release(state, [ln for ln in state.lines
-                                              if ln.productId == product], ev.eventId),
-                        duplicate=True)
+        return Decision(
+            emit=_release(state, [ln for ln in state.lines if ln.productId == product], ev.eventId),
+            duplicate=True,
+        )
     line = next((ln for ln in state.lines if ln.productId == product), None)
     if state.status != "RESERVING" or line is None or line.status != "PENDING":
         return Decision(duplicate=True)
     lines = _set_line(state, product, "RESERVED")
     if all(ln.status == "RESERVED" for ln in lines):
-        new = _moved(state, ev, now, lines=lines, status="PAYING", deadline=now + timeout_s,
-                     redrives=0)
+        new = _moved(
+            state, ev, now, lines=lines, status="PAYING", deadline=now + timeout_s, redrives=0
+        )
         return Decision(new, [_pay(new, ev.eventId)])
     return Decision(_moved(state, ev, now, lines=lines))
 
@@ -224,8 +270,9 @@ def payment_failed(state: OrderState, ev: PaymentFailed, now: float) -> Decision
     return _settle(state, ev, now, "CANCELLED", f"payment_failed: {ev.data.reason}")
 
 
-def timed_out(state: OrderState, ev: SagaTimedOut, now: float,
-              timeout_s: float) -> Decision[OrderState]:
+def timed_out(
+    state: OrderState, ev: SagaTimedOut, now: float, timeout_s: float
+) -> Decision[OrderState]:
     if state.status != ev.data.step or state.terminal or now < state.deadline:
         return Decision(duplicate=True)
     if state.status == "RESERVING" and state.redrives >= MAX_REDRIVES:
@@ -243,12 +290,15 @@ def pending_commands(state: OrderState, cause: str) -> list[Event]:
         return [_pay(state, cause)]
     if state.status == "CONFIRMED":
         return [*_commit(state, cause), outcome_event(state, cause)]
-    return [*_release(state, [ln for ln in state.lines if ln.status != "REJECTED"], cause),
-            outcome_event(state, cause)]
+    return [
+        *_release(state, [ln for ln in state.lines if ln.status != "REJECTED"], cause),
+        outcome_event(state, cause),
+    ]
 
 
-def decide(state: OrderState | None, ev: SagaInput, now: float,
-           timeout_s: float) -> Decision[OrderState]:
+def decide(
+    state: OrderState | None, ev: SagaInput, now: float, timeout_s: float
+) -> Decision[OrderState]:
     """One saga step. `now` is epoch seconds (passed in to keep the rules pure)."""
     if isinstance(ev, OrderPlaced):
         return place(state, ev, now, timeout_s)

@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from app.broker import LocalBroker, find_java
 from app.errors import BrokerError
 from app.settings import Settings
+from tests.integration.conftest import free_ports
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -23,25 +24,10 @@ TOPIC = "broker-selftest"
 DEV_BROKER_PORTS = {19092, 19093}  # the developer's own broker: never touch it
 
 
-def free_ports(count: int) -> list[int]:
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    try:
-        find_java()
-    except BrokerError as exc:
-        pytest.skip(str(exc))
-    if shutil.which("mvn") is None:
-        pytest.skip("Maven not found")
+    find_java()  # fails with a clear BrokerError: these tests need Java 17+ and Maven
+    assert shutil.which("mvn"), "Maven not found: install Maven 3.8+ (apt-get install maven)"
     port, controller_port = free_ports(2)
     assert not {port, controller_port} & DEV_BROKER_PORTS
     settings = Settings(

@@ -1,0 +1,81 @@
+"""The order pipeline end to end: real broker, real `faust worker` processes, thousands of orders."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections import Counter
+
+import pytest
+
+from app import demo
+from tests.integration.conftest import Stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+
+def _sold_per_product(result: demo.DemoResult) -> Counter[str]:
+    """What the expected outcomes say each product must have sold."""
+    sold: Counter[str] = Counter()
+    for order in result.scenario.orders:
+        if order.expected == "CONFIRMED":
+            for product, qty in order.items:
+                sold[product] += qty
+    return sold
+
+
+def _assert_run_correct(result: demo.DemoResult) -> None:
+    assert result.problems == [], demo.summary(result)
+    assert result.settled == len(result.scenario.orders)
+    expected = _sold_per_product(result)
+    for product, restocked in result.scenario.restocks.items():
+        stock = result.report.stock[product]
+        # Given every restock once and every confirmed order once, the shelf adds up exactly.
+        assert stock.restocked == restocked, product
+        assert stock.sold == expected[product], product
+        assert stock.held == 0 and stock.holds == {}, product
+
+
+def test_orders_reach_their_expected_terminal_state(stack: type[Stack]) -> None:
+    # Given one worker
+    s = stack()
+    s.worker()
+    # When 3,000 orders flow (single and multi-item, in stock, sold out, unknown, declined)
+    result = asyncio.run(demo.run(s.settings, 3000, quiet=True))
+    # Then each order reaches the state the scenario expects, exactly once, and stock adds up
+    _assert_run_correct(result)
+    assert {"CONFIRMED", "REJECTED", "CANCELLED"} <= set(result.scenario.expected)
+    assert result.report.dead_letters == 0
+
+
+def test_every_event_delivered_twice_changes_nothing(stack: type[Stack]) -> None:
+    # Given a worker whose every publish goes out twice (an at-least-once producer retrying)
+    s = stack(chaos_duplicate_sends=True)
+    s.worker()
+    # When every order and restock is also sent twice by the order service
+    result = asyncio.run(demo.run(s.settings, 2000, quiet=True, copies=2))
+    # Then the outcome is exactly what a single delivery gives
+    _assert_run_correct(result)
+    assert all(len(c) == 1 for c in result.report.charges.values())
+
+
+def test_worker_restart_with_wiped_data_rebuilds_tables_from_changelogs(
+    stack: type[Stack],
+) -> None:
+    # Given a worker processing a stream of orders
+    s = stack()
+    worker = s.worker()
+
+    async def scenario() -> demo.DemoResult:
+        run = asyncio.create_task(demo.run(s.settings, 3000, rate=400, quiet=True))
+        await asyncio.sleep(3)
+        # When it dies mid-stream, loses its local RocksDB data, and comes back
+        await asyncio.to_thread(worker.kill)
+        shutil.rmtree(worker.datadir)
+        await asyncio.to_thread(worker.start)
+        await asyncio.to_thread(worker.wait_ready)
+        return await run
+
+    result = asyncio.run(scenario())
+    # Then the tables were rebuilt from the changelogs and the run ends correct
+    _assert_run_correct(result)

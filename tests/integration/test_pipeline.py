@@ -1,4 +1,4 @@
-"""The order pipeline end to end: real broker, real `faust worker` processes, thousands of orders."""
+"""The order pipeline end to end: real broker, real faust workers, thousands of orders."""
 
 from __future__ import annotations
 

@@ -40,7 +40,12 @@ def stack(settings: Settings, *, worker: bool = True) -> Iterator[None]:
         created = asyncio.run(ensure_topics(settings))
         if created:
             print(f"created topics: {', '.join(created)}", flush=True)
-        if worker and not _answers(settings.web_port):
+        if worker:
+            if _answers(settings.web_port):
+                raise OrderstreamError(
+                    f"a worker already answers on port {settings.web_port}: stop it, pass "
+                    "--no-worker to use it, or set ORDERSTREAM_WEB_PORT"
+                )
             print(
                 f"starting a worker (web on :{settings.web_port}, log var/worker.log) ...",
                 flush=True,
@@ -135,6 +140,24 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
+    from app import dlq
+
+    found = asyncio.run(dlq.letters(settings))
+    if args.action == "list":
+        for letter in found:
+            print(letter.line())
+        print(f"{len(found)} dead letters")
+        return 0
+    chosen = dlq.choose(found, refs=args.ref, kind=args.kind, everything=args.all)
+    if not chosen:
+        print("nothing chosen: pass --ref PARTITION:OFFSET, --kind KIND or --all")
+        return 1
+    sent = asyncio.run(dlq.replay(settings, chosen))
+    print(f"replayed {sent} dead letters to their source topics")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orderstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--no-worker", action="store_true", help="use workers already running")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("dlq", help="list dead letters, or replay chosen ones")
+    p.add_argument("action", choices=["list", "replay"])
+    p.add_argument("--ref", action="append", default=[], help="PARTITION:OFFSET in the DLQ")
+    p.add_argument("--kind", help="every letter of this error kind")
+    p.add_argument("--all", action="store_true")
+    p.set_defaults(func=cmd_dlq)
     p = sub.add_parser("run", help="live demo until Ctrl-C")
     p.add_argument("--rate", type=float, default=500.0)
     p.add_argument("--round", type=int, default=2000, help="orders per round")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -16,6 +17,9 @@ from app.settings import Settings
 from app.simulator import Scenario, build_scenario, restock_events
 from app.topics import registry, route
 from app.verify import RunReport, collect, invariant_violations, partitions_of
+
+# Raw messages to put on the order topic after the order with this index: (key, value).
+Injected = dict[int, list[tuple[bytes, bytes]]]
 
 
 @dataclass
@@ -53,8 +57,11 @@ async def feed(
     run_id: str,
     rate: float | None,
     copies: int = 1,
+    inject: Injected | None = None,
 ) -> None:
-    """Restock, then send the orders (each `copies` times, to prove duplicates are harmless)."""
+    """Restock, then send the orders (each `copies` times, to prove duplicates are harmless),
+    with any injected raw messages after the order of their index."""
+    inject = inject or {}
     topics = registry(settings)
     for adj in restock_events(run_id, scenario.restocks):
         role, key = route(adj)
@@ -66,6 +73,8 @@ async def feed(
     for n, order in enumerate(scenario.orders):
         for _ in range(copies):
             await producer.send(order_topic, order.payload, key=order.order_id.encode())
+        for raw_key, value in inject.get(n, ()):
+            await producer.send(order_topic, value, key=raw_key)
         if rate and n % 50 == 0:
             ahead = n / rate - (time.monotonic() - start)
             if ahead > 0:
@@ -88,6 +97,7 @@ async def run(
     quiet: bool = False,
     seed: int = 7,
     copies: int = 1,
+    inject: Callable[[Scenario], Injected] | None = None,
 ) -> DemoResult:
     """Feed n orders and wait for all of them to settle; then collect and check everything."""
     run_id = f"r{int(time.time() * 1000) % 10**10}"
@@ -108,7 +118,8 @@ async def run(
     seen: set[str] = set()
     start = last_print = time.monotonic()
     last_settled = 0
-    feeder = asyncio.create_task(feed(producer, settings, scenario, run_id, rate, copies))
+    extra = inject(scenario) if inject else None
+    feeder = asyncio.create_task(feed(producer, settings, scenario, run_id, rate, copies, extra))
     try:
         while len(seen) < len(wanted) and time.monotonic() - start < timeout_s:
             batch = await consumer.getmany(timeout_ms=200, max_records=5000)

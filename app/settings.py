@@ -18,6 +18,10 @@ class Settings(BaseSettings):
     datadir: Path = Path("var/worker")
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    # The host other workers use to reach this one (table_route); web_host is the bind address.
+    web_advertised_host: str | None = None
+    web_builtin_views: bool = False  # Faust's own /table and /router views (expose table data)
+    web_wait_max_s: float = 30.0  # upper bound of GET /orders/{id}?wait=
     table_standby_replicas: int = 0
     log_level: str = "info"
     # A crashed worker's partitions move after this long without heartbeats.
@@ -53,6 +57,10 @@ class Settings(BaseSettings):
 
     # --- fault injection (tests, chaos drills) -------------------------------
     chaos_duplicate_sends: bool = False  # publish every event twice, as a retrying producer might
+
+    # --- metrics (app/metrics.py) -------------------------------------------
+    metrics_stock_label_cap: int = 100  # products with their own label; the rest sum to "_other"
+    metrics_refresh_s: float = 5.0  # consumer lag and readiness gauges
 
     # --- security --------------------------------------------------------
     admin_token: SecretStr = Field(default=SecretStr("change-me"))

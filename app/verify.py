@@ -12,14 +12,20 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.domain.inventory import ProductStock
+from app.errors import BrokerError
 from app.settings import Settings
 from app.topics import changelog_topic, registry
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, name: str) -> set[int]:
     """Partition numbers of any topic (the consumer's own metadata covers only its assignment)."""
-    metadata = await consumer._client.fetch_all_metadata()
-    return set(metadata.partitions_for_topic(name) or ())
+    for _ in range(50):  # a topic created a moment ago may not be in the metadata yet
+        metadata = await consumer._client.fetch_all_metadata()
+        found = set(metadata.partitions_for_topic(name) or ())
+        if found:
+            return found
+        await asyncio.sleep(0.2)
+    raise BrokerError(f"topic {name} not found: run `orderstream topics` to create it")
 
 
 async def read_topic(settings: Settings, name: str, *, idle_s: float = 1.0) -> list[Any]:

@@ -7,6 +7,7 @@ retried forward (the payment agent answers idempotently), never abandoned half-w
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Literal
 
@@ -65,6 +66,7 @@ class OrderState(BaseModel):
     orderId: str
     customerId: str
     placedEventId: str
+    placedDigest: str = ""
     totalAmount: float
     placedAt: datetime
     updatedAt: datetime
@@ -193,22 +195,36 @@ def _settle(
     return Decision(new, [*emit, outcome_event(new, ev.eventId)])
 
 
+def content_digest(ev: OrderPlaced) -> str:
+    """What the order asks for, independent of envelope fields (event id, timestamp)."""
+    return hashlib.blake2b(ev.data.model_dump_json().encode(), digest_size=12).hexdigest()
+
+
 def place(
     state: OrderState | None, ev: OrderPlaced, now: float, timeout_s: float
 ) -> Decision[OrderState]:
+    digest = content_digest(ev)
     if state is not None:
-        if state.placedEventId == ev.eventId:
+        same_event = not state.placedDigest and state.placedEventId == ev.eventId
+        if state.placedDigest == digest or same_event:  # the same order again
             return Decision(duplicate=True)
+        if state.placedEventId == ev.eventId:
+            raise RuleViolation(
+                "conflicting_duplicate",
+                f"event {ev.eventId} was seen before with other content for order "
+                f"{state.orderId}; the first one stands",
+            )
         raise RuleViolation(
             "duplicate_order_id",
             f"order {state.orderId} was already placed by event {state.placedEventId}; "
-            f"event {ev.eventId} reuses the id with other content",
+            f"event {ev.eventId} reuses the order id with other content",
         )
     d = ev.data
     new = OrderState(
         orderId=d.orderId,
         customerId=d.customerId,
         placedEventId=ev.eventId,
+        placedDigest=digest,
         totalAmount=d.totalAmount,
         placedAt=ev.timestamp,
         updatedAt=utcnow(),

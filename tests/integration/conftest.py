@@ -22,7 +22,8 @@ from app.settings import Settings
 from app.workers import WorkerProcess
 
 REPO = Path(__file__).resolve().parents[2]
-RUN_DIR = REPO / "var" / "test-run"
+# Per pytest process, so two sessions on one machine never share a broker or a data dir.
+RUN_DIR = REPO / "var" / "test-run" / str(os.getpid())
 _counter = itertools.count(1)
 
 
@@ -42,18 +43,18 @@ def kafka() -> Iterator[LocalBroker]:
     """The session's broker: a real Apache Kafka (KRaft) on free ports, data under var/."""
     port, controller = free_ports(2)
     settings = Settings(
-        local_broker_dir=REPO / "var" / "test-kafka",
+        local_broker_dir=RUN_DIR / "kafka",
         local_broker_port=port,
         local_controller_port=controller,
         local_broker_heap="1g",
     )
     broker = LocalBroker(settings)
-    broker.wipe()  # a clean cluster per session (the downloaded jars stay)
     broker.start()
     try:
         yield broker
     finally:
         broker.stop()
+        shutil.rmtree(RUN_DIR / "kafka" / "data", ignore_errors=True)
 
 
 class Stack:
@@ -62,7 +63,6 @@ class Stack:
     def __init__(self, broker: LocalBroker, name: str, **overrides: object) -> None:
         n = next(_counter)
         self.dir = RUN_DIR / f"{n:02d}-{name}"
-        shutil.rmtree(self.dir, ignore_errors=True)  # RocksDB files of an earlier session
         self.env = {
             "ORDERSTREAM_BROKER": f"kafka://{broker.bootstrap}",
             "ORDERSTREAM_APP_ID": f"os{n}-{os.getpid()}",

@@ -3,7 +3,6 @@ bad input is refused with its own EventError kind (the dead-letter reason)."""
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -79,7 +78,9 @@ def test_decodes_the_seed_v1_flat_shape_by_upcasting() -> None:
     assert event.schemaVersion == 2
     assert event.timestamp == datetime(2023, 10, 5, 12, 0, tzinfo=UTC)
     assert event.data == OrderPlacedData(
-        orderId="12345", customerId="anonymous", totalAmount=150.0,
+        orderId="12345",
+        customerId="anonymous",
+        totalAmount=150.0,
         items=[OrderItem(productId="P001", quantity=2, price=0.0)],
     )
     assert uuid.UUID(event.eventId).version == 5
@@ -93,7 +94,9 @@ def test_decodes_the_seed_v2_envelope() -> None:
     assert event.timestamp == T
     assert event.causationId is None
     assert event.data == OrderPlacedData(
-        orderId="order-456", customerId="customer-789", totalAmount=59.98,
+        orderId="order-456",
+        customerId="customer-789",
+        totalAmount=59.98,
         items=[OrderItem(productId="prod-1", quantity=2, price=29.99)],
     )
 
@@ -114,7 +117,9 @@ def test_v1_event_id_is_the_same_for_the_same_bytes() -> None:
     ],
     ids=["orderId", "quantity", "amount", "timestamp", "customer"],
 )
-def test_v1_event_id_differs_for_different_content(change: Callable[[dict[str, Any]], None]) -> None:
+def test_v1_event_id_differs_for_different_content(
+    change: Callable[[dict[str, Any]], None],
+) -> None:
     other = seed(1)
     change(other)
 
@@ -136,38 +141,98 @@ LINE = StockLine(orderId="o-1", productId="p-1", quantity=3)
 OUTCOME = {"orderId": "o-1", "customerId": "c-1", "totalAmount": 12.5, "placedAt": T}
 SAMPLES: dict[type, list[Event]] = {
     OrderPlaced: [
-        OrderPlaced(eventId="e-1", timestamp=T, data=OrderPlacedData(
-            orderId="o-1", customerId="c-1", totalAmount=12.5,
-            items=[OrderItem(productId="p-1", quantity=3, price=2.5),
-                   OrderItem(productId="p-2", quantity=1, price=5.0)])),
+        OrderPlaced(
+            eventId="e-1",
+            timestamp=T,
+            data=OrderPlacedData(
+                orderId="o-1",
+                customerId="c-1",
+                totalAmount=12.5,
+                items=[
+                    OrderItem(productId="p-1", quantity=3, price=2.5),
+                    OrderItem(productId="p-2", quantity=1, price=5.0),
+                ],
+            ),
+        ),
     ],
     ReserveStock: [ReserveStock(eventId="e-2", timestamp=T, causationId="e-1", data=LINE)],
     ReleaseStock: [ReleaseStock(eventId="e-3", timestamp=T, causationId="e-1", data=LINE)],
     CommitStock: [CommitStock(eventId="e-4", timestamp=T, data=LINE)],
     StockAdjusted: [
-        StockAdjusted(eventId="e-5", timestamp=T, data=StockAdjustmentData(
-            adjustmentId="a-1", productId="p-1", delta=-4, reason="correction")),
-        StockAdjusted(eventId="e-5b", timestamp=T, data=StockAdjustmentData(
-            adjustmentId="a-2", productId="p-1", delta=100)),
+        StockAdjusted(
+            eventId="e-5",
+            timestamp=T,
+            data=StockAdjustmentData(
+                adjustmentId="a-1", productId="p-1", delta=-4, reason="correction"
+            ),
+        ),
+        StockAdjusted(
+            eventId="e-5b",
+            timestamp=T,
+            data=StockAdjustmentData(adjustmentId="a-2", productId="p-1", delta=100),
+        ),
     ],
-    StockReserved: [StockReserved(eventId="e-6", timestamp=T, data=StockResult(
-        orderId="o-1", productId="p-1", quantity=3))],
-    StockRejected: [StockRejected(eventId="e-7", timestamp=T, data=StockResult(
-        orderId="o-1", productId="p-1", quantity=3, reason="out_of_stock"))],
-    PaymentRequested: [PaymentRequested(eventId="e-8", timestamp=T, data=PaymentRequestData(
-        orderId="o-1", customerId="c-1", amount=12.5))],
-    PaymentSucceeded: [PaymentSucceeded(eventId="e-9", timestamp=T, data=PaymentResult(
-        orderId="o-1", amount=12.5, attempts=2, chargeId="ch_1"))],
-    PaymentFailed: [PaymentFailed(eventId="e-10", timestamp=T, data=PaymentResult(
-        orderId="o-1", amount=12.5, attempts=3, reason="gateway_unavailable: timeout"))],
-    OrderConfirmed: [OrderConfirmed(eventId="e-11", timestamp=T, data=OrderOutcome(
-        status="CONFIRMED", **OUTCOME))],
-    OrderRejected: [OrderRejected(eventId="e-12", timestamp=T, data=OrderOutcome(
-        status="REJECTED", reason="out_of_stock: p-1", **OUTCOME))],
-    OrderCancelled: [OrderCancelled(eventId="e-13", timestamp=T, data=OrderOutcome(
-        status="CANCELLED", reason="payment_failed: amount_over_limit", **OUTCOME))],
-    SagaTimedOut: [SagaTimedOut(eventId="e-14", timestamp=T, data=SagaTimeoutData(
-        orderId="o-1", step="RESERVING"))],
+    StockReserved: [
+        StockReserved(
+            eventId="e-6", timestamp=T, data=StockResult(orderId="o-1", productId="p-1", quantity=3)
+        )
+    ],
+    StockRejected: [
+        StockRejected(
+            eventId="e-7",
+            timestamp=T,
+            data=StockResult(orderId="o-1", productId="p-1", quantity=3, reason="out_of_stock"),
+        )
+    ],
+    PaymentRequested: [
+        PaymentRequested(
+            eventId="e-8",
+            timestamp=T,
+            data=PaymentRequestData(orderId="o-1", customerId="c-1", amount=12.5),
+        )
+    ],
+    PaymentSucceeded: [
+        PaymentSucceeded(
+            eventId="e-9",
+            timestamp=T,
+            data=PaymentResult(orderId="o-1", amount=12.5, attempts=2, chargeId="ch_1"),
+        )
+    ],
+    PaymentFailed: [
+        PaymentFailed(
+            eventId="e-10",
+            timestamp=T,
+            data=PaymentResult(
+                orderId="o-1", amount=12.5, attempts=3, reason="gateway_unavailable: timeout"
+            ),
+        )
+    ],
+    OrderConfirmed: [
+        OrderConfirmed(
+            eventId="e-11", timestamp=T, data=OrderOutcome(status="CONFIRMED", **OUTCOME)
+        )
+    ],
+    OrderRejected: [
+        OrderRejected(
+            eventId="e-12",
+            timestamp=T,
+            data=OrderOutcome(status="REJECTED", reason="out_of_stock: p-1", **OUTCOME),
+        )
+    ],
+    OrderCancelled: [
+        OrderCancelled(
+            eventId="e-13",
+            timestamp=T,
+            data=OrderOutcome(
+                status="CANCELLED", reason="payment_failed: amount_over_limit", **OUTCOME
+            ),
+        )
+    ],
+    SagaTimedOut: [
+        SagaTimedOut(
+            eventId="e-14", timestamp=T, data=SagaTimeoutData(orderId="o-1", step="RESERVING")
+        )
+    ],
 }
 
 
@@ -203,13 +268,24 @@ money = st.floats(min_value=0, max_value=1_000_000_000, allow_nan=False)
     when=st.datetimes(timezones=st.just(UTC)),
 )
 def test_any_valid_order_survives_a_round_trip(
-    order_id: str, customer: str, items: dict[str, tuple[int, float]], total: float,
+    order_id: str,
+    customer: str,
+    items: dict[str, tuple[int, float]],
+    total: float,
     when: datetime,
 ) -> None:
-    event = OrderPlaced(eventId=f"e-{order_id}", timestamp=when, data=OrderPlacedData(
-        orderId=order_id, customerId=customer, totalAmount=total,
-        items=[OrderItem(productId=p, quantity=q, price=price) for p, (q, price) in items.items()],
-    ))
+    event = OrderPlaced(
+        eventId=f"e-{order_id}",
+        timestamp=when,
+        data=OrderPlacedData(
+            orderId=order_id,
+            customerId=customer,
+            totalAmount=total,
+            items=[
+                OrderItem(productId=p, quantity=q, price=price) for p, (q, price) in items.items()
+            ],
+        ),
+    )
 
     assert decode(encode(event)) == event
 
@@ -247,7 +323,11 @@ def test_refuses_a_message_without_value() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b'{"eventType":"OrderPlaced","orderId":"\xff"}', b"\xfe\xff", SEED_V2.replace(b"prod-1", b"\xc3")],
+    [
+        b'{"eventType":"OrderPlaced","orderId":"\xff"}',
+        b"\xfe\xff",
+        SEED_V2.replace(b"prod-1", b"\xc3"),
+    ],
     ids=["bad-byte", "bom-like", "truncated-sequence"],
 )
 def test_refuses_invalid_utf8(raw: bytes) -> None:
@@ -255,7 +335,8 @@ def test_refuses_invalid_utf8(raw: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", [b"", b"{", b'{"eventType": "OrderPlaced",}', b"{'a': 1}", b"NaN", SEED_V2[:-1]],
+    "raw",
+    [b"", b"{", b'{"eventType": "OrderPlaced",}', b"{'a': 1}", b"NaN", SEED_V2[:-1]],
     ids=["empty", "open-brace", "trailing-comma", "single-quotes", "nan", "truncated"],
 )
 def test_refuses_invalid_json(raw: bytes) -> None:
@@ -283,7 +364,8 @@ def test_refuses_a_message_over_64_kib() -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", [b"[" * 5000 + b"]" * 5000, b'{"a":' * 5000 + b"1" + b"}" * 5000],
+    "raw",
+    [b"[" * 5000 + b"]" * 5000, b'{"a":' * 5000 + b"1" + b"}" * 5000],
     ids=["arrays", "objects"],
 )
 def test_refuses_deeply_nested_json(raw: bytes) -> None:
@@ -300,7 +382,8 @@ def test_refuses_json_that_is_not_an_object(raw: bytes) -> None:
 
 @pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize(
-    "quantity", [0, -1, "2", 2.5, 2.0, True, None, 10_001],
+    "quantity",
+    [0, -1, "2", 2.5, 2.0, True, None, 10_001],
     ids=["zero", "negative", "string", "fraction", "float", "bool", "null", "too-many"],
 )
 def test_refuses_a_bad_quantity(version: int, quantity: object) -> None:
@@ -312,15 +395,23 @@ def test_refuses_a_bad_quantity(version: int, quantity: object) -> None:
 
 @pytest.mark.parametrize(
     ("version", "path"),
-    [(2, "eventId"), (2, "timestamp"), (2, "data.orderId"), (2, "data.items"),
-     (2, "data.totalAmount"), (1, "orderId"), (1, "items"), (1, "totalAmount"),
-     (1, "timestamp")],
+    [
+        (2, "eventId"),
+        (2, "timestamp"),
+        (2, "data.orderId"),
+        (2, "data.items"),
+        (2, "data.totalAmount"),
+        (1, "orderId"),
+        (1, "items"),
+        (1, "totalAmount"),
+        (1, "timestamp"),
+    ],
 )
 def test_refuses_a_missing_field(version: int, path: str) -> None:
     err = reason(without(version, path))
 
     assert err.kind == "validation"
-    assert f"{path.removeprefix('data.') if version == 1 else path}: Field required" in err.message
+    assert f"{path}: Field required" in err.message
 
 
 @pytest.mark.parametrize(
@@ -335,8 +426,16 @@ def test_refuses_a_missing_field(version: int, path: str) -> None:
         ("items", [], "data.items"),
         ("items", {"productId": "prod-1", "quantity": 1}, "data.items"),
     ],
-    ids=["amount-string", "amount-bool", "amount-negative", "id-number", "id-empty",
-         "id-space", "no-items", "items-object"],
+    ids=[
+        "amount-string",
+        "amount-bool",
+        "amount-negative",
+        "id-number",
+        "id-empty",
+        "id-space",
+        "no-items",
+        "items-object",
+    ],
 )
 def test_refuses_a_wrongly_typed_field(field: str, value: object, where: str) -> None:
     msg = seed(2)
@@ -389,7 +488,7 @@ def test_refuses_an_event_type_the_topic_does_not_carry(raw: bytes) -> None:
 
 
 def test_refuses_a_known_type_with_another_types_body() -> None:
-    msg = copy.deepcopy(seed(2))
+    msg = seed(2)
     msg["eventType"] = "ReserveStock"
 
     err = reason(orjson.dumps(msg))

@@ -22,9 +22,11 @@ T = datetime(2024, 8, 15, 10, 30, tzinfo=UTC)
 
 
 def request(order: str = "o-1", amount: float = 42.5, customer: str = "c-1") -> PaymentRequested:
-    return PaymentRequested(eventId=event_id("PaymentRequested", order), timestamp=T,
-                            data=PaymentRequestData(orderId=order, customerId=customer,
-                                                    amount=amount))
+    return PaymentRequested(
+        eventId=event_id("PaymentRequested", order),
+        timestamp=T,
+        data=PaymentRequestData(orderId=order, customerId=customer, amount=amount),
+    )
 
 
 # --- the record of a charge ------------------------------------------------------------------
@@ -35,9 +37,15 @@ def test_approved_charge_is_recorded_as_succeeded() -> None:
 
     rec = record(req, Charge(True, charge_id="ch_1"), attempts=2)
 
-    assert rec == PaymentRecord(orderId="o-1", customerId="c-1", amount=42.5,
-                                status="SUCCEEDED", attempts=2, chargeId="ch_1",
-                                requestEventId=req.eventId)
+    assert rec == PaymentRecord(
+        orderId="o-1",
+        customerId="c-1",
+        amount=42.5,
+        status="SUCCEEDED",
+        attempts=2,
+        chargeId="ch_1",
+        requestEventId=req.eventId,
+    )
 
 
 def test_declined_charge_is_recorded_as_failed_with_the_reason() -> None:
@@ -97,10 +105,17 @@ def test_answers_for_different_orders_have_different_ids() -> None:
 # --- the simulated gateway -------------------------------------------------------------------
 
 
-async def charge(gateway: SimulatedGateway, *, key: str = "o-1", amount: float = 42.5,
-                 customer: str = "c-1", attempt: int = 1) -> Charge:
-    return await gateway.charge(order_id=key, customer_id=customer, amount=amount,
-                                idempotency_key=key, attempt=attempt)
+async def charge(
+    gateway: SimulatedGateway,
+    *,
+    key: str = "o-1",
+    amount: float = 42.5,
+    customer: str = "c-1",
+    attempt: int = 1,
+) -> Charge:
+    return await gateway.charge(
+        order_id=key, customer_id=customer, amount=amount, idempotency_key=key, attempt=attempt
+    )
 
 
 async def test_gateway_approves_with_a_charge_id_per_idempotency_key() -> None:
@@ -131,7 +146,10 @@ async def test_gateway_declines_blocked_customers() -> None:
     allowed = await charge(gateway, customer="c-1")
 
     assert (blocked.approved, blocked.reason, blocked.charge_id) == (
-        False, "customer_blocked", None)
+        False,
+        "customer_blocked",
+        None,
+    )
     assert allowed.approved
 
 
@@ -149,7 +167,9 @@ async def first_attempt_failures(rate: float, keys: int = 2000, attempt: int = 1
 
 @pytest.mark.parametrize(("rate", "low", "high"), [(0.0, 0, 0), (0.3, 540, 660), (1.0, 2000, 2000)])
 async def test_gateway_fails_transiently_at_the_configured_rate(
-    rate: float, low: int, high: int,
+    rate: float,
+    low: int,
+    high: int,
 ) -> None:
     failed = await first_attempt_failures(rate)
 
@@ -169,11 +189,23 @@ async def test_transient_failures_are_deterministic_per_key_and_attempt() -> Non
 # --- backoff ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("base", "attempt", "expected"), [
-    (0.1, 1, 0.1), (0.1, 2, 0.2), (0.1, 3, 0.4), (0.1, 5, 1.6), (0.1, 6, 2.0), (0.1, 50, 2.0),
-    (0.5, 3, 2.0), (3.0, 1, 2.0), (0.0, 4, 0.0),
-])
+@pytest.mark.parametrize(
+    ("base", "attempt", "expected"),
+    [
+        (0.1, 1, 0.1),
+        (0.1, 2, 0.2),
+        (0.1, 3, 0.4),
+        (0.1, 5, 1.6),
+        (0.1, 6, 2.0),
+        (0.1, 50, 2.0),
+        (0.5, 3, 2.0),
+        (3.0, 1, 2.0),
+        (0.0, 4, 0.0),
+    ],
+)
 def test_backoff_doubles_per_attempt_up_to_two_seconds(
-    base: float, attempt: int, expected: float,
+    base: float,
+    attempt: int,
+    expected: float,
 ) -> None:
     assert backoff_s(base, attempt) == pytest.approx(expected)

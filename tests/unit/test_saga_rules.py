@@ -43,32 +43,51 @@ ORDER = "o-1"
 ITEMS = (("p-1", 2), ("p-2", 1))
 
 
-def placed(items: Sequence[tuple[str, int]] = ITEMS, eid: str = "placed-1",
-           order: str = ORDER) -> OrderPlaced:
-    return OrderPlaced(eventId=eid, timestamp=T, data=OrderPlacedData(
-        orderId=order, customerId="c-1", totalAmount=42.5,
-        items=[OrderItem(productId=p, quantity=q, price=1.0) for p, q in items]))
+def placed(
+    items: Sequence[tuple[str, int]] = ITEMS, eid: str = "placed-1", order: str = ORDER
+) -> OrderPlaced:
+    return OrderPlaced(
+        eventId=eid,
+        timestamp=T,
+        data=OrderPlacedData(
+            orderId=order,
+            customerId="c-1",
+            totalAmount=42.5,
+            items=[OrderItem(productId=p, quantity=q, price=1.0) for p, q in items],
+        ),
+    )
 
 
 def reserved(product: str, qty: int = 1) -> StockReserved:
-    return StockReserved(eventId=event_id("StockReserved", ORDER, product), timestamp=T,
-                         data=StockResult(orderId=ORDER, productId=product, quantity=qty))
+    return StockReserved(
+        eventId=event_id("StockReserved", ORDER, product),
+        timestamp=T,
+        data=StockResult(orderId=ORDER, productId=product, quantity=qty),
+    )
 
 
 def rejected(product: str, reason: str = "out_of_stock") -> StockRejected:
-    return StockRejected(eventId=event_id("StockRejected", ORDER, product), timestamp=T,
-                         data=StockResult(orderId=ORDER, productId=product, quantity=1,
-                                          reason=reason))
+    return StockRejected(
+        eventId=event_id("StockRejected", ORDER, product),
+        timestamp=T,
+        data=StockResult(orderId=ORDER, productId=product, quantity=1, reason=reason),
+    )
 
 
 def paid(charge: str = "ch_1") -> PaymentSucceeded:
-    return PaymentSucceeded(eventId=event_id("PaymentSucceeded", ORDER), timestamp=T,
-                            data=PaymentResult(orderId=ORDER, amount=42.5, chargeId=charge))
+    return PaymentSucceeded(
+        eventId=event_id("PaymentSucceeded", ORDER),
+        timestamp=T,
+        data=PaymentResult(orderId=ORDER, amount=42.5, chargeId=charge),
+    )
 
 
 def declined(reason: str = "amount_over_limit") -> PaymentFailed:
-    return PaymentFailed(eventId=event_id("PaymentFailed", ORDER), timestamp=T,
-                         data=PaymentResult(orderId=ORDER, amount=42.5, reason=reason))
+    return PaymentFailed(
+        eventId=event_id("PaymentFailed", ORDER),
+        timestamp=T,
+        data=PaymentResult(orderId=ORDER, amount=42.5, reason=reason),
+    )
 
 
 def given(*events: SagaInput, now: float = NOW) -> OrderState:
@@ -103,7 +122,9 @@ def test_order_placed_reserves_every_line() -> None:
     assert state is not None
     assert state.status == "RESERVING"
     assert [(ln.productId, ln.quantity, ln.status) for ln in state.lines] == [
-        ("p-1", 2, "PENDING"), ("p-2", 1, "PENDING")]
+        ("p-1", 2, "PENDING"),
+        ("p-2", 1, "PENDING"),
+    ]
     assert (state.customerId, state.totalAmount, state.placedAt) == ("c-1", 42.5, T)
     assert state.deadline == NOW + TIMEOUT
     assert shape(decision.emit) == [
@@ -120,12 +141,27 @@ def test_order_placed_twice_is_a_duplicate() -> None:
     assert decision.duplicate and decision.state is None and decision.emit == []
 
 
+def test_the_same_order_resent_under_a_new_event_id_is_a_duplicate() -> None:
+    # e.g. a v1 producer retrying with a fresh timestamp: its derived event id differs.
+    decision = saga.decide(reserving(), placed(eid="placed-2"), NOW, TIMEOUT)
+
+    assert decision.duplicate and decision.state is None and decision.emit == []
+
+
 def test_another_order_placed_with_the_same_order_id_is_refused() -> None:
     with pytest.raises(RuleViolation) as info:
         saga.decide(reserving(), placed(items=[("p-9", 1)], eid="placed-2"), NOW, TIMEOUT)
 
     assert info.value.kind == "duplicate_order_id"
     assert "placed-1" in info.value.message and "placed-2" in info.value.message
+
+
+def test_the_same_event_id_with_other_content_is_refused() -> None:
+    with pytest.raises(RuleViolation) as info:
+        saga.decide(reserving(), placed(items=[("p-1", 5)], eid="placed-1"), NOW, TIMEOUT)
+
+    assert info.value.kind == "conflicting_duplicate"
+    assert "placed-1" in info.value.message
 
 
 def test_placed_state_is_the_same_whenever_it_is_replayed() -> None:
@@ -135,8 +171,11 @@ def test_placed_state_is_the_same_whenever_it_is_replayed() -> None:
     assert shape(first.emit) == shape(later.emit)
 
 
-@pytest.mark.parametrize("ev", [reserved("p-1"), rejected("p-1"), paid(), declined()],
-                         ids=["reserved", "rejected", "paid", "declined"])
+@pytest.mark.parametrize(
+    "ev",
+    [reserved("p-1"), rejected("p-1"), paid(), declined()],
+    ids=["reserved", "rejected", "paid", "declined"],
+)
 def test_reply_for_an_unknown_order_is_ignored(ev: SagaInput) -> None:
     decision = saga.decide(None, ev, NOW, TIMEOUT)
 
@@ -165,7 +204,8 @@ def test_last_reservation_requests_payment() -> None:
     assert decision.state.deadline == NOW + 5 + TIMEOUT
     assert decision.state.redrives == 0
     assert shape(decision.emit) == [
-        ("PaymentRequested", "payment_requests", ORDER, event_id("PaymentRequested", ORDER))]
+        ("PaymentRequested", "payment_requests", ORDER, event_id("PaymentRequested", ORDER))
+    ]
     [request] = decision.emit
     assert isinstance(request, PaymentRequested)
     assert (request.data.customerId, request.data.amount) == ("c-1", 42.5)
@@ -207,7 +247,11 @@ def test_payment_succeeded_commits_every_line_and_confirms() -> None:
     state = decision.state
     assert state is not None
     assert (state.status, state.chargeId, state.reason, state.deadline) == (
-        "CONFIRMED", "ch_42", None, 0.0)
+        "CONFIRMED",
+        "ch_42",
+        None,
+        0.0,
+    )
     assert state.terminal
     assert shape(decision.emit) == [
         ("CommitStock", "inventory_requests", "p-1", event_id("CommitStock", ORDER, "p-1")),
@@ -219,7 +263,10 @@ def test_payment_succeeded_commits_every_line_and_confirms() -> None:
     assert isinstance(outcome, OrderConfirmed)
     assert outcome.data.status == "CONFIRMED"
     assert (outcome.data.customerId, outcome.data.totalAmount, outcome.data.placedAt) == (
-        "c-1", 42.5, T)
+        "c-1",
+        42.5,
+        T,
+    )
 
 
 def test_payment_succeeded_twice_confirms_once() -> None:
@@ -274,7 +321,10 @@ def test_rejection_also_releases_lines_still_pending() -> None:
     decision = saga.decide(state, rejected("p-2", "unknown_product"), NOW, TIMEOUT)
 
     assert [(e.eventType, route(e)[1]) for e in decision.emit] == [
-        ("ReleaseStock", "p-1"), ("ReleaseStock", "p-3"), ("OrderRejected", ORDER)]
+        ("ReleaseStock", "p-1"),
+        ("ReleaseStock", "p-3"),
+        ("OrderRejected", ORDER),
+    ]
     assert decision.state is not None
     assert decision.state.reason == "unknown_product: p-2"
 
@@ -298,7 +348,9 @@ def test_payment_failure_releases_every_line_and_cancels() -> None:
 
     assert decision.state is not None
     assert (decision.state.status, decision.state.reason) == (
-        "CANCELLED", "payment_failed: customer_blocked")
+        "CANCELLED",
+        "payment_failed: customer_blocked",
+    )
     assert shape(decision.emit) == [
         ("ReleaseStock", "inventory_requests", "p-1", event_id("ReleaseStock", ORDER, "p-1")),
         ("ReleaseStock", "inventory_requests", "p-2", event_id("ReleaseStock", ORDER, "p-2")),
@@ -315,11 +367,15 @@ def test_payment_failure_twice_cancels_once() -> None:
     assert decision.duplicate and decision.state is None and decision.emit == []
 
 
-@pytest.mark.parametrize("terminal", [
-    (placed(), rejected("p-2")),
-    (placed(), reserved("p-1", 2), reserved("p-2"), declined()),
-    (placed(), reserved("p-1", 2), reserved("p-2"), paid()),
-], ids=["rejected", "cancelled", "confirmed"])
+@pytest.mark.parametrize(
+    "terminal",
+    [
+        (placed(), rejected("p-2")),
+        (placed(), reserved("p-1", 2), reserved("p-2"), declined()),
+        (placed(), reserved("p-1", 2), reserved("p-2"), paid()),
+    ],
+    ids=["rejected", "cancelled", "confirmed"],
+)
 def test_late_reservation_after_the_end_is_released(terminal: tuple[SagaInput, ...]) -> None:
     state = given(*terminal)
 
@@ -327,7 +383,8 @@ def test_late_reservation_after_the_end_is_released(terminal: tuple[SagaInput, .
 
     assert decision.state is None  # the outcome stands
     assert shape(decision.emit) == [
-        ("ReleaseStock", "inventory_requests", "p-1", event_id("ReleaseStock", ORDER, "p-1"))]
+        ("ReleaseStock", "inventory_requests", "p-1", event_id("ReleaseStock", ORDER, "p-1"))
+    ]
     release = decision.emit[0]
     assert isinstance(release, ReleaseStock) and release.data.quantity == 2
 
@@ -365,7 +422,8 @@ def test_timeout_while_reserving_resends_only_the_pending_reserves() -> None:
     assert (decision.state.status, decision.state.redrives) == ("RESERVING", 1)
     assert decision.state.deadline == now + TIMEOUT
     assert shape(decision.emit) == [
-        ("ReserveStock", "inventory_requests", "p-2", event_id("ReserveStock", ORDER, "p-2"))]
+        ("ReserveStock", "inventory_requests", "p-2", event_id("ReserveStock", ORDER, "p-2"))
+    ]
 
 
 def test_reserving_gives_up_after_max_redrives_and_releases_everything() -> None:
@@ -380,9 +438,14 @@ def test_reserving_gives_up_after_max_redrives_and_releases_everything() -> None
 
     assert decision.state is not None
     assert (decision.state.status, decision.state.reason) == (
-        "REJECTED", "timeout: inventory did not answer")
+        "REJECTED",
+        "timeout: inventory did not answer",
+    )
     assert [(e.eventType, route(e)[1]) for e in decision.emit] == [
-        ("ReleaseStock", "p-1"), ("ReleaseStock", "p-2"), ("OrderRejected", ORDER)]
+        ("ReleaseStock", "p-1"),
+        ("ReleaseStock", "p-2"),
+        ("OrderRejected", ORDER),
+    ]
 
 
 def test_timeout_while_paying_resends_the_same_payment_request_and_never_gives_up() -> None:
@@ -393,7 +456,8 @@ def test_timeout_while_paying_resends_the_same_payment_request_and_never_gives_u
         state = decision.state
         assert state.status == "PAYING"
         assert shape(decision.emit) == [
-            ("PaymentRequested", "payment_requests", ORDER, event_id("PaymentRequested", ORDER))]
+            ("PaymentRequested", "payment_requests", ORDER, event_id("PaymentRequested", ORDER))
+        ]
 
 
 def test_redrives_restart_when_the_order_moves_on() -> None:
@@ -437,17 +501,29 @@ def test_history_is_capped() -> None:
 # --- what a restarted agent re-sends ---------------------------------------------------------
 
 
-@pytest.mark.parametrize(("events", "expected"), [
-    ((placed(), reserved("p-1", 2)), ["ReserveStock:p-2"]),
-    ((placed(), reserved("p-1", 2), reserved("p-2")), ["PaymentRequested:o-1"]),
-    ((placed(), reserved("p-1", 2), reserved("p-2"), paid()),
-     ["CommitStock:p-1", "CommitStock:p-2", "OrderConfirmed:o-1"]),
-    ((placed(), reserved("p-1", 2), rejected("p-2")), ["ReleaseStock:p-1", "OrderRejected:o-1"]),
-    ((placed(), reserved("p-1", 2), reserved("p-2"), declined()),
-     ["ReleaseStock:p-1", "ReleaseStock:p-2", "OrderCancelled:o-1"]),
-], ids=["reserving", "paying", "confirmed", "rejected", "cancelled"])
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        ((placed(), reserved("p-1", 2)), ["ReserveStock:p-2"]),
+        ((placed(), reserved("p-1", 2), reserved("p-2")), ["PaymentRequested:o-1"]),
+        (
+            (placed(), reserved("p-1", 2), reserved("p-2"), paid()),
+            ["CommitStock:p-1", "CommitStock:p-2", "OrderConfirmed:o-1"],
+        ),
+        (
+            (placed(), reserved("p-1", 2), rejected("p-2")),
+            ["ReleaseStock:p-1", "OrderRejected:o-1"],
+        ),
+        (
+            (placed(), reserved("p-1", 2), reserved("p-2"), declined()),
+            ["ReleaseStock:p-1", "ReleaseStock:p-2", "OrderCancelled:o-1"],
+        ),
+    ],
+    ids=["reserving", "paying", "confirmed", "rejected", "cancelled"],
+)
 def test_pending_commands_repeat_what_the_state_waits_on(
-    events: tuple[SagaInput, ...], expected: list[str],
+    events: tuple[SagaInput, ...],
+    expected: list[str],
 ) -> None:
     state = given(*events)
 
@@ -457,11 +533,13 @@ def test_pending_commands_repeat_what_the_state_waits_on(
 
 
 def test_everything_the_saga_emits_passes_the_codec() -> None:
-    decisions = [saga.decide(None, placed(), NOW, TIMEOUT),
-                 saga.decide(given(placed(), reserved("p-1", 2)), reserved("p-2"), NOW, TIMEOUT),
-                 saga.decide(paying(), paid(), NOW, TIMEOUT),
-                 saga.decide(paying(), declined(), NOW, TIMEOUT),
-                 saga.decide(given(placed(), reserved("p-1", 2)), rejected("p-2"), NOW, TIMEOUT)]
+    decisions = [
+        saga.decide(None, placed(), NOW, TIMEOUT),
+        saga.decide(given(placed(), reserved("p-1", 2)), reserved("p-2"), NOW, TIMEOUT),
+        saga.decide(paying(), paid(), NOW, TIMEOUT),
+        saga.decide(paying(), declined(), NOW, TIMEOUT),
+        saga.decide(given(placed(), reserved("p-1", 2)), rejected("p-2"), NOW, TIMEOUT),
+    ]
 
     for event in (e for d in decisions for e in d.emit):
         assert decode(encode(event), (event.eventType,)) == event

@@ -15,17 +15,19 @@ from app.events import SCHEMA_VERSION, decode
 from app.schemas import SCHEMA_DIR, rendered_schemas, write_schemas
 
 EXAMPLE_DIR = SCHEMA_DIR / "examples"
-REGENERATE = "the committed schemas are out of date: run `python -m app.schemas` and commit schemas/"
+REGENERATE = (
+    "the committed schemas are out of date: run `python -m app.schemas` and commit schemas/"
+)
 
 # The two message shapes of the seed project, verbatim.
-SEED_V1 = {
+SEED_V1: dict[str, Any] = {
     "eventType": "OrderPlaced",
     "orderId": "12345",
     "items": [{"productId": "P001", "quantity": 2}],
     "totalAmount": 150.00,
     "timestamp": "2023-10-05T12:00:00Z",
 }
-SEED_V2 = {
+SEED_V2: dict[str, Any] = {
     "eventId": "uuid-123",
     "eventType": "OrderPlaced",
     "timestamp": "2024-08-15T10:30:00Z",
@@ -53,7 +55,9 @@ def test_committed_schemas_equal_the_models() -> None:
     generated = rendered_schemas()
     committed = {p.name: p.read_text(encoding="utf-8") for p in COMMITTED}
 
-    assert sorted(committed) == sorted(generated), REGENERATE + " (and delete files it no longer writes)"
+    assert sorted(committed) == sorted(generated), (
+        REGENERATE + " (and delete files it no longer writes)"
+    )
     stale = [name for name, text in generated.items() if committed[name] != text]
     assert not stale, f"{REGENERATE}; differing: {', '.join(stale)}"
 
@@ -80,7 +84,9 @@ def test_committed_schema_is_valid_draft_2020_12(path: Path) -> None:
     [(SEED_V1, "OrderPlaced.v1.json"), (SEED_V2, f"OrderPlaced.v{SCHEMA_VERSION}.json")],
     ids=["v1-flat", "v2-envelope"],
 )
-def test_seed_messages_validate_against_their_schema(message: dict[str, Any], schema_file: str) -> None:
+def test_seed_messages_validate_against_their_schema(
+    message: dict[str, Any], schema_file: str
+) -> None:
     validator(schema_file).validate(message)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -23,6 +24,15 @@ def _answers(port: int) -> bool:
         return False
 
 
+def _reachable(bootstrap: str) -> bool:
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 @contextmanager
 def stack(settings: Settings, *, worker: bool = True) -> Iterator[None]:
     """Broker, topics and one worker, started if not already up; what it started it stops."""
@@ -31,7 +41,9 @@ def stack(settings: Settings, *, worker: bool = True) -> Iterator[None]:
     from app.workers import WorkerProcess
 
     broker = LocalBroker(settings)
-    started_broker = not broker.status().running
+    # Use any broker already listening at the configured address (compose, a cluster);
+    # start the project's own local broker only when nothing is there.
+    started_broker = not broker.status().running and not _reachable(settings.bootstrap_servers)
     if started_broker:
         print("starting the local Kafka broker ...", flush=True)
         broker.start()

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from app.domain.inventory import ProductStock
+from app.errors import OrderstreamError
 from app.events import encode
+from app.kafka_auth import client_options
 from app.settings import Settings
 from app.simulator import Scenario, build_scenario, restock_events
-from app.topics import registry, route
-from app.verify import RunReport, collect, invariant_violations, partitions_of
+from app.topics import changelog_topic, registry, route
+from app.verify import RunReport, collect, invariant_violations, partitions_of, read_topic
 
 # Raw messages to put on the order topic after the order with this index: (key, value).
 Injected = dict[int, list[tuple[bytes, bytes]]]
@@ -39,7 +42,9 @@ async def _status_consumer(settings: Settings) -> AIOKafkaConsumer:
     """Positioned at the current end of order-status, so it sees only what comes next."""
     name = registry(settings)["order_status"].name
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        **client_options(settings),
     )
     await consumer.start()
     tps = [TopicPartition(name, p) for p in sorted(await partitions_of(consumer, name))]
@@ -68,6 +73,7 @@ async def feed(
         for _ in range(copies):
             await producer.send(topics[role].name, encode(adj), key=key.encode())
     await producer.flush()
+    await _wait_restocked(settings, run_id, set(scenario.restocks))
     order_topic = topics["orders"].name
     start = time.monotonic()
     for n, order in enumerate(scenario.orders):
@@ -80,6 +86,26 @@ async def feed(
             if ahead > 0:
                 await asyncio.sleep(ahead)
     await producer.flush()
+
+
+async def _wait_restocked(
+    settings: Settings, run_id: str, products: set[str], timeout_s: float = 120.0
+) -> None:
+    """Until the inventory has applied this run's restocks: stock comes before the orders
+    (the two travel on different topics, and Kafka orders only within a partition)."""
+    deadline = time.monotonic() + timeout_s
+    changelog = changelog_topic(settings, "inventory")
+    while time.monotonic() < deadline:
+        applied = set()
+        for rec in await read_topic(settings, changelog):
+            if rec.value is not None:
+                stock = ProductStock.model_validate_json(rec.value)
+                if f"{run_id}-{stock.productId}" in stock.recentAdjustments:
+                    applied.add(stock.productId)
+        if applied >= products:
+            return
+        await asyncio.sleep(0.3)
+    raise OrderstreamError(f"restocks not applied after {timeout_s:.0f}s: is a worker running?")
 
 
 def _progress_line(settled: int, total: int | None, counts: Counter[str], rate: float) -> str:
@@ -112,6 +138,7 @@ async def run(
         acks="all",
         enable_idempotence=True,
         max_batch_size=256 * 1024,
+        **client_options(settings),
     )
     await producer.start()
     counts: Counter[str] = Counter()

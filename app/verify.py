@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.domain.inventory import ProductStock
 from app.errors import BrokerError
+from app.kafka_auth import client_options
 from app.settings import Settings
 from app.topics import changelog_topic, registry
 
@@ -35,6 +36,7 @@ async def read_topic(settings: Settings, name: str, *, idle_s: float = 1.0) -> l
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        **client_options(settings),
     )
     await consumer.start()
     try:
@@ -122,3 +124,44 @@ def invariant_violations(report: RunReport, order_ids: Iterable[str]) -> list[st
         if report.charges.get(oid) and found != {"CONFIRMED"}:
             problems.append(f"order {oid} charged but {sorted(found)}")
     return problems
+
+
+async def consumer_lag(settings: Settings) -> dict[str, int]:
+    """Records not yet committed by the application's consumer group, per input topic."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    topics = registry(settings)
+    inputs = [
+        topics[r].name
+        for r in (
+            "orders",
+            "inventory_requests",
+            "stock_adjustments",
+            "inventory_events",
+            "payment_requests",
+            "payment_events",
+            "saga_timeouts",
+        )
+    ]
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, **client_options(settings)
+    )
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        **client_options(settings),
+    )
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.app_id)
+        tps = [TopicPartition(t, p) for t in inputs for p in await partitions_of(consumer, t)]
+        end = await consumer.end_offsets(tps)
+        lag: dict[str, int] = {t: 0 for t in inputs}
+        for tp in tps:
+            done = committed.get(tp)
+            lag[tp.topic] += end[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()

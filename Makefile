@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run demo test test-unit test-integration lint format broker broker-stop clean
+.PHONY: install run demo test test-unit test-integration lint format broker broker-stop clean bench
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -39,6 +39,19 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## The benchmark on a dedicated local broker: table on stdout, figures in bench/results/latest.json.
+## BENCH_ARGS passes options, e.g. BENCH_ARGS="--quick" or "--only throughput,raw --profile".
+QUIX_VENV := var/bench-quix-venv
+$(QUIX_VENV)/.installed: bench/requirements-quix.txt
+	$(PY) -m venv $(QUIX_VENV)
+	$(QUIX_VENV)/bin/pip install -q --upgrade pip
+	$(QUIX_VENV)/bin/pip install -q -r bench/requirements-quix.txt
+	touch $@
+
+bench: install $(QUIX_VENV)/.installed
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python -m bench.run --quix-python $(QUIX_VENV)/bin/python $(BENCH_ARGS)
 
 broker: install
 	$(BIN)/orderstream broker start

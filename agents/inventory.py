@@ -5,12 +5,14 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+from app import metrics
 from app.application import app, publish, topic
 from app.deadletter import guarded
 from app.domain import inventory
 from app.domain.common import already_applied, stamp
 from app.events import Event, InventoryInput, decode
 from app.topics import accepted_types
+from app.tracing import traced
 from tables.inventory import get_stock, put_stock
 
 ACCEPT = accepted_types("inventory_requests", "stock_adjustments")
@@ -19,7 +21,8 @@ ACCEPT = accepted_types("inventory_requests", "stock_adjustments")
 @app.agent(topic("inventory_requests", "stock_adjustments"), name="inventory")
 async def inventory_agent(stream: Any) -> None:
     async for event in stream.events():
-        await guarded(event, partial(_handle, event))
+        with traced(event, "inventory"):
+            await guarded(event, partial(_handle, event))
 
 
 async def _handle(event: Any) -> None:
@@ -28,8 +31,10 @@ async def _handle(event: Any) -> None:
     stock = get_stock(cmd.data.productId)
     if stock is not None and already_applied(stock.applied, msg.topic, msg.offset):
         emit: list[Event] = list(inventory.redelivered(stock, cmd))
+        metrics.duplicate_dropped("inventory")
     else:
         decision = inventory.apply(stock, cmd)
+        metrics.inventory_decided(decision)
         if decision.state is not None:
             put_stock(stamp(decision.state, msg.topic, msg.offset))
         emit = decision.emit

@@ -6,12 +6,14 @@ import asyncio
 from functools import partial
 from typing import Any
 
+from app import metrics
 from app.application import app, publish, settings, topic
 from app.deadletter import guarded
 from app.domain.common import stamp
 from app.domain.payment import backoff_s, record, result_event
 from app.events import PaymentRequested, decode
 from app.gateway import Charge, PaymentGateway, SimulatedGateway, TransientGatewayError
+from app.tracing import traced
 from tables.payments import get_payment, put_payment
 
 gateway: PaymentGateway = SimulatedGateway(
@@ -24,7 +26,8 @@ gateway: PaymentGateway = SimulatedGateway(
 @app.agent(topic("payment_requests"), name="payment")
 async def payment_agent(stream: Any) -> None:
     async for event in stream.events():
-        await guarded(event, partial(_handle, event))
+        with traced(event, "payment"):
+            await guarded(event, partial(_handle, event))
 
 
 async def _handle(event: Any) -> None:
@@ -35,6 +38,9 @@ async def _handle(event: Any) -> None:
         charge, attempts, last_error = await _charge(req)
         done = stamp(record(req, charge, attempts, last_error), msg.topic, msg.offset)
         put_payment(done)
+        metrics.payment_settled(done.status)
+    else:
+        metrics.duplicate_dropped("payment")
     await publish(result_event(done))  # a repeat request gets the same answer, no new charge
 
 

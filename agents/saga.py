@@ -9,12 +9,14 @@ import time
 from functools import partial
 from typing import Any
 
+from app import metrics
 from app.application import app, publish, settings, topic
 from app.deadletter import guarded
 from app.domain import saga
-from app.domain.common import already_applied, stamp
+from app.domain.common import RuleViolation, already_applied, stamp
 from app.events import Event, OrderPlaced, SagaInput, decode
 from app.topics import accepted_types
+from app.tracing import traced
 from tables.orders import get_order, put_order
 
 ROLES = ("orders", "inventory_events", "payment_events", "saga_timeouts")
@@ -24,7 +26,8 @@ ACCEPT = accepted_types(*ROLES)
 @app.agent(topic(*ROLES), name="saga")
 async def saga_agent(stream: Any) -> None:
     async for event in stream.events():
-        await guarded(event, partial(_handle, event))
+        with traced(event, "saga"):
+            await guarded(event, partial(_handle, event))
 
 
 async def _handle(event: Any) -> None:
@@ -38,8 +41,12 @@ async def _handle(event: Any) -> None:
     if state is not None and already_applied(state.applied, msg.topic, msg.offset):
         # Redelivered after a crash: the state is ahead, but what it sent may have been lost.
         emit: list[Event] = saga.pending_commands(state, ev.eventId)
+        metrics.duplicate_dropped("saga")
     else:
         decision = saga.decide(state, ev, time.time(), settings.saga_timeout_s)
+        metrics.saga_decided(state, ev, decision)
+        if decision.out_of_order:  # parked as a dead letter: replayable once it makes sense
+            raise RuleViolation("out_of_order", decision.out_of_order)
         if decision.state is not None:
             put_order(stamp(decision.state, msg.topic, msg.offset))
         emit = decision.emit

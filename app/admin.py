@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.errors import BrokerError
+from app.kafka_auth import client_options
 from app.settings import Settings
 from app.topics import TopicSpec, registry
 
@@ -16,7 +17,9 @@ async def ensure_topics(settings: Settings) -> list[str]:
     """
     specs = list(registry(settings).values())
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.app_id}-admin"
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.app_id}-admin",
+        **client_options(settings),
     )
     await admin.start()
     try:

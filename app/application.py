@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import Any
 
 import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import REGISTRY
 
+from app import tracing
 from app.events import Event, encode
+from app.kafka_auth import broker_credentials
 from app.settings import get_settings
 from app.topics import registry, route
 
@@ -16,7 +21,8 @@ settings = get_settings()
 app = faust.App(
     settings.app_id,
     broker=settings.broker,
-    store="rocksdb://",  # rocksdict driver
+    broker_credentials=broker_credentials(settings),  # SASL / TLS from ORDERSTREAM_KAFKA_*
+    store=settings.store,
     datadir=str(settings.datadir),
     autodiscover=["agents", "tables", "app.web"],
     origin="app",
@@ -24,9 +30,12 @@ app = faust.App(
     topic_replication_factor=settings.replication_factor,
     table_standby_replicas=settings.table_standby_replicas,
     consumer_auto_offset_reset="earliest",
+    web="orderstream://",  # app/web/server.py: JSON errors, our page at /
     web_bind=settings.web_host,
-    web_host=settings.web_host,
+    web_host=settings.web_advertised_host or settings.web_host,
     web_port=settings.web_port,
+    web_router_enabled=settings.web_builtin_views,
+    web_tables_enabled=settings.web_builtin_views,
     producer_acks=-1,
     producer_linger_ms=5,
     broker_commit_every=1000,
@@ -36,6 +45,9 @@ app = faust.App(
     broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 4),
 )
+# GET /metrics: Faust's sensors as faust_* (a fixed prefix, whatever the app id) and ours.
+setup_prometheus_sensors(app, pattern="/metrics", registry=REGISTRY, name_prefix="faust")
+tracing.configure(settings, instance=f"{app.conf.web_host}:{settings.web_port}")
 
 
 @cache
@@ -56,13 +68,37 @@ async def publish(event: Event) -> None:
     """Send an event to its topic, keyed by the registry's route (buffered, not awaited)."""
     role, key = route(event)
     channel, value = topic(role), encode(event)
-    await channel.send(key=key.encode(), value=value)
-    if settings.chaos_duplicate_sends:
-        await channel.send(key=key.encode(), value=value)
+    order_id = getattr(event.data, "orderId", None)
+    with tracing.producing(event.eventType, channel.get_topic_name(), order_id) as headers:
+        await channel.send(key=key.encode(), value=value, headers=headers or None)
+        if settings.chaos_duplicate_sends:
+            await channel.send(key=key.encode(), value=value, headers=headers or None)
+
+
+async def relay(role: str, key: str, event: Event, raw: bytes, headers: dict[str, bytes]) -> None:
+    """Forward a consumed event's bytes unchanged to another registry topic under another key
+    (a repartition), with `headers` and the trace context."""
+    channel = topic(role)
+    order_id = getattr(event.data, "orderId", None)
+    with tracing.producing(event.eventType, channel.get_topic_name(), order_id) as trace:
+        await channel.send(key=key.encode(), value=raw, headers={**headers, **trace})
 
 
 def raw_table(name: str, help: str) -> Any:
     """A changelog-backed RocksDB table of bytes -> bytes; we (de)serialize with the models."""
     # bytes as key and value type make Faust use the raw codec for the store and the changelog.
-    return app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes,
-                     help=help)
+    return app.Table(
+        name, partitions=settings.partitions, key_type=bytes, value_type=bytes, help=help
+    )
+
+
+@app.task  # type: ignore[untyped-decorator]
+async def _quiet_debug_logging() -> None:
+    """Faust leaves the root logger at DEBUG and filters in the handlers, so every debug call
+    on the hot path (one per message sent) still builds a log record: ~9% of a worker's CPU.
+    Raise the loggers to the level the handlers print at."""
+    # The terminal spinner's handler takes everything and shows none of it.
+    handlers = [h for h in logging.root.handlers if type(h).__name__ != "SpinnerHandler"]
+    level = min((h.level for h in handlers if h.level), default=logging.INFO)
+    if logging.root.level < level:
+        logging.root.setLevel(level)

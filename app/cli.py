@@ -10,6 +10,7 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from app.errors import OrderstreamError
@@ -170,6 +171,35 @@ def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    """Rebuild the read models from order-status; with --compare, diff them with the live ones."""
+    from app import replay
+
+    def show(progress: replay.Progress) -> None:
+        print(progress.line(), flush=True)
+
+    if not args.compare:
+        models, _ = asyncio.run(replay.rebuild(settings, until=args.until, report=show))
+        print(f"rebuilt: {replay.summary(models)}")
+        return 0
+    rebuilt, live, differences = asyncio.run(
+        replay.compare(settings, until=args.until, wait_s=args.wait, report=show)
+    )
+    print(f"rebuilt: {replay.summary(rebuilt)}\nlive:    {replay.summary(live)}")
+    for line in differences[: args.show]:
+        print(f"  {line}")
+    print(f"diff: {len(differences)}")
+    return 1 if differences else 0
+
+
+def _instant(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 time") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orderstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -190,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", help="every letter of this error kind")
     p.add_argument("--all", action="store_true")
     p.set_defaults(func=cmd_dlq)
+    p = sub.add_parser("replay", help="rebuild the read models from the log; --compare: diff")
+    p.add_argument("--compare", action="store_true", help="diff with the live read models")
+    p.add_argument("--until", type=_instant, help="only records up to this ISO-8601 time")
+    p.add_argument("--wait", type=float, default=0.0, help="retry a diff for S seconds")
+    p.add_argument("--show", type=int, default=20, help="differences to print")
+    p.set_defaults(func=cmd_replay)
     p = sub.add_parser("run", help="live demo until Ctrl-C")
     p.add_argument("--rate", type=float, default=500.0)
     p.add_argument("--round", type=int, default=2000, help="orders per round")

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app import metrics, tracing
 from app.events import utcnow
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ async def dead_letter(event: Any, kind: str, message: str) -> None:
     await topic("dead_letters").send(
         key=event.key, value=event.value, headers=letter.headers(app.conf.id)
     )
+    metrics.dead_lettered(kind)
+    tracing.mark_failed(kind, message)
 
 
 async def guarded(event: Any, handle: Callable[[], Awaitable[None]]) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer
 
 from app.deadletter import parse_headers
+from app.kafka_auth import client_options
 from app.settings import Settings
 from app.topics import registry
 from app.verify import read_topic
@@ -30,33 +31,50 @@ class Letter:
     def line(self) -> str:
         r = self.reason
         preview = (self.value or b"")[:60].decode("utf-8", "replace").replace("\n", " ")
-        return (f"{self.ref:>10}  {r.get('kind', '?'):<22} {r.get('topic', '?')}"
-                f"/{r.get('partition', '?')}@{r.get('offset', '?')}  {r.get('message', '')[:80]}"
-                f"  | {preview}")
+        return (
+            f"{self.ref:>10}  {r.get('kind', '?'):<22} {r.get('topic', '?')}"
+            f"/{r.get('partition', '?')}@{r.get('offset', '?')}  {r.get('message', '')[:80]}"
+            f"  | {preview}"
+        )
 
 
 async def letters(settings: Settings) -> list[Letter]:
     records = await read_topic(settings, registry(settings)["dead_letters"].name)
-    return [Letter(r.partition, r.offset, r.key, r.value, parse_headers(r.headers))
-            for r in records]
+    return [
+        Letter(r.partition, r.offset, r.key, r.value, parse_headers(r.headers)) for r in records
+    ]
 
 
-def choose(found: Iterable[Letter], *, refs: Iterable[str] = (), kind: str | None = None,
-           everything: bool = False) -> list[Letter]:
+def choose(
+    found: Iterable[Letter],
+    *,
+    refs: Iterable[str] = (),
+    kind: str | None = None,
+    everything: bool = False,
+) -> list[Letter]:
     wanted = set(refs)
-    return [x for x in found
-            if everything or x.ref in wanted or (kind is not None and x.reason.get("kind") == kind)]
+    return [
+        x
+        for x in found
+        if everything or x.ref in wanted or (kind is not None and x.reason.get("kind") == kind)
+    ]
 
 
 async def replay(settings: Settings, chosen: list[Letter]) -> int:
     """Send each chosen letter back to the topic it came from, key and bytes unchanged."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
-                                enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        **client_options(settings),
+    )
     await producer.start()
     try:
         for x in chosen:
             await producer.send_and_wait(
-                x.reason["topic"], x.value, key=x.key,
+                x.reason["topic"],
+                x.value,
+                key=x.key,
                 headers=[("x-dlq-replay-of", x.ref.encode())],
             )
     finally:

@@ -9,6 +9,10 @@ class BrokerError(OrderstreamError):
     """The local Kafka broker could not be set up, started or reached."""
 
 
+class ConfigError(OrderstreamError):
+    """Settings that are missing or contradict each other; the message names the variable."""
+
+
 class EventError(OrderstreamError):
     """An event could not be decoded or validated; it belongs in the dead-letter topic."""
 

@@ -1,9 +1,15 @@
-"""Event contracts: pydantic models of every event, the upcaster from the seed's flat v1 shape,
-and the codec that turns raw Kafka bytes into validated events (or an EventError with a reason)."""
+"""Event contracts: pydantic models of every event, the upcasters from older versions (the seed's
+flat v1 OrderPlaced, v2 outcomes without items), and the codec that turns raw Kafka bytes into
+validated events (or an EventError with a reason).
+
+Each event type has a version: the default of its `schemaVersion`. Old versions keep decoding:
+an upcaster turns version N into N+1 until the current one. Newer versions than this code knows
+are read as the current one (unknown fields are ignored), so a rolling upgrade keeps working."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeAlias
 
@@ -13,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from app.errors import EventError
 
 MAX_EVENT_BYTES = 64 * 1024
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 2  # the envelope's version; an event type may be newer (see its schemaVersion)
+OUTCOME_VERSION = 3  # v3 added data.items to OrderConfirmed / OrderRejected / OrderCancelled
 _NAMESPACE = uuid.UUID("6f1c7a52-5d4b-4a8e-9a56-3c1f0f6a9e21")
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
@@ -191,21 +198,25 @@ class OrderOutcome(_Model):
     reason: str | None = None
     totalAmount: Money
     placedAt: datetime
+    # v3: what the order asked for, so read models (sales per product) need no join.
+    items: Annotated[list[OrderItem], Field(max_length=100)] = Field(default_factory=list)
 
 
-class OrderConfirmed(_Envelope):
+class _OutcomeEnvelope(_Envelope):
+    schemaVersion: int = OUTCOME_VERSION
+    data: OrderOutcome
+
+
+class OrderConfirmed(_OutcomeEnvelope):
     eventType: Literal["OrderConfirmed"] = "OrderConfirmed"
-    data: OrderOutcome
 
 
-class OrderRejected(_Envelope):
+class OrderRejected(_OutcomeEnvelope):
     eventType: Literal["OrderRejected"] = "OrderRejected"
-    data: OrderOutcome
 
 
-class OrderCancelled(_Envelope):
+class OrderCancelled(_OutcomeEnvelope):
     eventType: Literal["OrderCancelled"] = "OrderCancelled"
-    data: OrderOutcome
 
 
 class SagaTimeoutData(_Model):
@@ -256,6 +267,41 @@ _BY_TYPE: dict[str, type[_Envelope]] = {
 _ADAPTERS: dict[str, TypeAdapter[Any]] = {name: TypeAdapter(cls) for name, cls in _BY_TYPE.items()}
 
 
+def version_of(cls: type[_Envelope]) -> int:
+    """The current schema version of an event type."""
+    return int(cls.model_fields["schemaVersion"].default)
+
+
+VERSIONS: dict[str, int] = {name: version_of(cls) for name, cls in _BY_TYPE.items()}
+
+# --- upcasters: one step from version N to N+1 of an event type, on the parsed JSON -----------
+
+Upcaster: TypeAlias = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _outcome_v2_to_v3(obj: dict[str, Any]) -> dict[str, Any]:
+    """A v2 outcome did not list the order's items: v3 readers see none (such orders count in
+    a customer's history, not in sales per product)."""
+    data = obj.get("data")
+    items = {"items": [], **data} if isinstance(data, dict) else data
+    return {**obj, "schemaVersion": 3, "data": items}
+
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    (name, 2): _outcome_v2_to_v3 for name in ("OrderConfirmed", "OrderRejected", "OrderCancelled")
+}
+
+
+def upcast(event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """Apply the upcasters from the message's version up to the current one (a v2 envelope of
+    the seeds has no schemaVersion: 2)."""
+    version = obj.get("schemaVersion", SCHEMA_VERSION)
+    while isinstance(version, int) and (event_type, version) in UPCASTERS:
+        obj = UPCASTERS[(event_type, version)](obj)
+        version = obj["schemaVersion"]
+    return obj
+
+
 def _load_json(raw: bytes) -> Any:
     if len(raw) > MAX_EVENT_BYTES:
         raise EventError("too_large", f"{len(raw)} bytes, the limit is {MAX_EVENT_BYTES}")
@@ -293,7 +339,7 @@ def decode(raw: bytes | None, accept: tuple[str, ...] | None = None) -> Event:
     try:
         if etype == "OrderPlaced" and "data" not in obj:
             return upcast_v1(OrderPlacedV1.model_validate(obj), raw)
-        return _ADAPTERS[etype].validate_python(obj)  # type: ignore[no-any-return]
+        return _ADAPTERS[etype].validate_python(upcast(etype, obj))  # type: ignore[no-any-return]
     except ValidationError as exc:
         raise EventError("validation", _validation_message(exc)) from None
 
@@ -303,9 +349,10 @@ def encode(event: _Envelope) -> bytes:
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
-    """JSON Schema of every event type (and of the accepted v1 input shape), by file name."""
+    """JSON Schema of every event type's current version (and of the accepted v1 input shape),
+    by file name."""
     schemas = {
-        f"{name}.v{SCHEMA_VERSION}.json": cls.model_json_schema(mode="validation")
+        f"{name}.v{VERSIONS[name]}.json": cls.model_json_schema(mode="validation")
         for name, cls in _BY_TYPE.items()
     }
     schemas["OrderPlaced.v1.json"] = OrderPlacedV1.model_json_schema(mode="validation")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +17,7 @@ class Settings(BaseSettings):
     app_id: str = "orderstream"
     broker: str = "kafka://127.0.0.1:19092"
     datadir: Path = Path("var/worker")
+    store: str = "rocksdb://"  # RocksDB through rocksdict; memory:// only for agent tests
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     # The host other workers use to reach this one (table_route); web_host is the bind address.
@@ -54,6 +56,8 @@ class Settings(BaseSettings):
     local_controller_port: int = 19093
     local_broker_heap: str = "768m"
     local_broker_start_timeout_s: float = 90.0
+    # "name:password,...": SCRAM-SHA-512 users; set, the client listener is SASL_PLAINTEXT.
+    local_broker_sasl_users: SecretStr = Field(default=SecretStr(""))
 
     # --- fault injection (tests, chaos drills) -------------------------------
     chaos_duplicate_sends: bool = False  # publish every event twice, as a retrying producer might
@@ -62,8 +66,23 @@ class Settings(BaseSettings):
     metrics_stock_label_cap: int = 100  # products with their own label; the rest sum to "_other"
     metrics_refresh_s: float = 5.0  # consumer lag and readiness gauges
 
+    # --- tracing (app/tracing.py): OpenTelemetry, off unless an exporter is chosen ---
+    otel_exporter: Literal["none", "otlp", "memory", "file"] = "none"
+    otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"  # OTLP over HTTP
+    otel_file: Path = Path("var/traces.jsonl")  # "file": one JSON span per line
+    otel_service_name: str = "orderstream"
+
     # --- security --------------------------------------------------------
     admin_token: SecretStr = Field(default=SecretStr("change-me"))
+
+    # --- Kafka client security (app/kafka_auth.py; every Kafka client uses it) ---
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None  # None: the system's trusted CAs
+    kafka_ssl_certfile: Path | None = None  # client certificate (mutual TLS)
+    kafka_ssl_keyfile: Path | None = None
 
     @property
     def bootstrap_servers(self) -> str:

@@ -31,7 +31,15 @@ class TopicSpec:
 
 
 # Tables, each backed by a compacted changelog topic named <app_id>-<table>-changelog by Faust.
-TABLES: tuple[str, ...] = ("inventory", "orders", "payments")
+TABLES: tuple[str, ...] = (
+    "inventory",
+    "orders",
+    "payments",
+    # read models (app/domain/projections.py)
+    "order_summaries",
+    "customer_orders",
+    "product_sales",
+)
 
 
 def changelog_topic(settings: Settings, table: str) -> str:
@@ -114,6 +122,25 @@ def registry(settings: Settings) -> dict[str, TopicSpec]:
         ),
         TopicSpec(
             "order_status", prefix + "order-status", "orderId", "saga", p, rf, log(7 * DAY_MS)
+        ),
+        # Outcomes re-keyed for the read models, so each is co-partitioned with its table.
+        TopicSpec(
+            "status_by_customer",
+            prefix + "order-status-by-customer",
+            "customerId",
+            "order summaries projection",
+            p,
+            rf,
+            log(7 * DAY_MS),
+        ),
+        TopicSpec(
+            "status_by_product",
+            prefix + "order-status-by-product",
+            "productId",
+            "order summaries projection",
+            p,
+            rf,
+            log(7 * DAY_MS),
         ),
         TopicSpec(
             "saga_timeouts",

@@ -25,11 +25,18 @@ class RuleViolation(OrderstreamError):
 
 @dataclass(frozen=True)
 class Decision(Generic[S]):
-    """What a step decided: the new state (None: unchanged) and the events to emit."""
+    """What a step decided: the new state (None: unchanged) and the events to emit.
+
+    `duplicate`: the event was applied before (or is a harmless late repeat): drop it.
+    `out_of_order`: the event is impossible in the key's current state (a reply to a step not
+    taken yet, an answer contradicting the one applied): why, in words. State is unchanged and
+    the agent dead-letters the event with kind "out_of_order" (to replay once it makes sense).
+    """
 
     state: S | None = None
     emit: list[Event] = field(default_factory=list)
     duplicate: bool = False
+    out_of_order: str | None = None
 
 
 def already_applied(applied: Mapping[str, int], topic: str, offset: int) -> bool:

@@ -19,6 +19,7 @@ from app.events import (
     Event,
     OrderCancelled,
     OrderConfirmed,
+    OrderItem,
     OrderOutcome,
     OrderPlaced,
     OrderRejected,
@@ -41,7 +42,9 @@ from app.events import (
 
 Status = Literal["RESERVING", "PAYING", "CONFIRMED", "REJECTED", "CANCELLED"]
 TERMINAL: frozenset[str] = frozenset({"CONFIRMED", "REJECTED", "CANCELLED"})
-MAX_REDRIVES = 3  # re-sends of a step's commands on timeout before the saga gives up
+# Re-sends of a step's commands on timeout before the saga gives up on RESERVING. The wait doubles
+# each time (30 s, 60 s, ... by default), so a backlog is not mistaken for a lost reply.
+MAX_REDRIVES = 4
 HISTORY_LIMIT = 64
 
 
@@ -158,6 +161,10 @@ def outcome_event(state: OrderState, cause: str) -> StatusEvent:
             reason=state.reason,
             totalAmount=state.totalAmount,
             placedAt=state.placedAt,
+            items=[
+                OrderItem(productId=ln.productId, quantity=ln.quantity, price=ln.price)
+                for ln in state.lines
+            ],
         ),
     )
 
@@ -181,6 +188,12 @@ def _moved(state: OrderState, ev: SagaInput, now: float, **changes: object) -> O
             "history": [*state.history, entry][-HISTORY_LIMIT:],
             **changes,
         }
+    )
+
+
+def _out_of_order(state: OrderState, ev: SagaInput, why: str) -> Decision[OrderState]:
+    return Decision(
+        out_of_order=f"{ev.eventType} for order {state.orderId} in {state.status}: {why}"
     )
 
 
@@ -254,7 +267,9 @@ def stock_reserved(
             duplicate=True,
         )
     line = next((ln for ln in state.lines if ln.productId == product), None)
-    if state.status != "RESERVING" or line is None or line.status != "PENDING":
+    if line is None:
+        return _out_of_order(state, ev, f"the order has no line for {product}")
+    if state.status != "RESERVING" or line.status != "PENDING":
         return Decision(duplicate=True)
     lines = _set_line(state, product, "RESERVED")
     if all(ln.status == "RESERVED" for ln in lines):
@@ -266,23 +281,35 @@ def stock_reserved(
 
 
 def stock_rejected(state: OrderState, ev: StockRejected, now: float) -> Decision[OrderState]:
-    if state.status != "RESERVING":
+    if state.status == "REJECTED":  # another line refused too, or the same answer again
         return Decision(duplicate=True)
+    if state.status != "RESERVING":  # every line holds stock: a refusal contradicts the hold
+        return _out_of_order(state, ev, "all its lines are already reserved")
     product = ev.data.productId
     new = state.model_copy(update={"lines": _set_line(state, product, "REJECTED")})
     return _settle(new, ev, now, "REJECTED", f"{ev.data.reason or 'rejected'}: {product}")
 
 
+def _payment_out_of_order(state: OrderState, ev: SagaInput) -> Decision[OrderState]:
+    if state.status in ("RESERVING", "REJECTED"):
+        return _out_of_order(state, ev, "payment was never requested")
+    return _out_of_order(state, ev, "the payment already ended the other way")
+
+
 def payment_succeeded(state: OrderState, ev: PaymentSucceeded, now: float) -> Decision[OrderState]:
-    if state.status != "PAYING":
+    if state.status == "CONFIRMED":
         return Decision(duplicate=True)
+    if state.status != "PAYING":
+        return _payment_out_of_order(state, ev)
     new = state.model_copy(update={"chargeId": ev.data.chargeId})
     return _settle(new, ev, now, "CONFIRMED", None)
 
 
 def payment_failed(state: OrderState, ev: PaymentFailed, now: float) -> Decision[OrderState]:
-    if state.status != "PAYING":
+    if state.status == "CANCELLED":
         return Decision(duplicate=True)
+    if state.status != "PAYING":
+        return _payment_out_of_order(state, ev)
     return _settle(state, ev, now, "CANCELLED", f"payment_failed: {ev.data.reason}")
 
 
@@ -294,7 +321,8 @@ def timed_out(
     if state.status == "RESERVING" and state.redrives >= MAX_REDRIVES:
         return _settle(state, ev, now, "REJECTED", "timeout: inventory did not answer")
     # Re-drive the step: its commands are idempotent where they land.
-    new = _moved(state, ev, now, deadline=now + timeout_s, redrives=state.redrives + 1)
+    wait = timeout_s * 2 ** (state.redrives + 1)
+    new = _moved(state, ev, now, deadline=now + wait, redrives=state.redrives + 1)
     return Decision(new, pending_commands(new, ev.eventId))
 
 
@@ -318,9 +346,12 @@ def decide(
     """One saga step. `now` is epoch seconds (passed in to keep the rules pure)."""
     if isinstance(ev, OrderPlaced):
         return place(state, ev, now, timeout_s)
+    if state is None and isinstance(ev, SagaTimedOut):
+        return Decision(duplicate=True)  # the timer's, for an order this worker no longer has
     if state is None:
-        # A reply for an order this partition never saw (e.g. a replayed dead letter): ignore.
-        return Decision(duplicate=True)
+        # A reply before its order: impossible in one partition's order, so it is parked (and
+        # can be replayed from the dead letters once the order exists).
+        return Decision(out_of_order=f"{ev.eventType} for order {ev.data.orderId}, never placed")
     if isinstance(ev, StockReserved):
         return stock_reserved(state, ev, now, timeout_s)
     if isinstance(ev, StockRejected):

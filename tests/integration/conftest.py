@@ -72,18 +72,22 @@ class Stack:
             "ORDERSTREAM_SAGA_TIMEOUT_SCAN_S": "2",
         }
         self.env.update({f"ORDERSTREAM_{k.upper()}": str(v) for k, v in overrides.items()})
-        self.settings = Settings(**{k.removeprefix("ORDERSTREAM_").lower(): v
-                                    for k, v in self.env.items()})
+        self.settings = Settings(
+            **{k.removeprefix("ORDERSTREAM_").lower(): v for k, v in self.env.items()}
+        )
         self.workers: list[WorkerProcess] = []
         asyncio.run(ensure_topics(self.settings))
 
     def worker(self, name: str = "w1", **env: object) -> WorkerProcess:
         """Start a real `faust worker` for this stack and wait until it is ready."""
         (port,) = free_ports(1)
-        proc = WorkerProcess(name, self.dir / name, port,
-                             env={**self.env, **{f"ORDERSTREAM_{k.upper()}": str(v)
-                                                 for k, v in env.items()}},
-                             log_path=self.dir / f"{name}.log")
+        proc = WorkerProcess(
+            name,
+            self.dir / name,
+            port,
+            env={**self.env, **{f"ORDERSTREAM_{k.upper()}": str(v) for k, v in env.items()}},
+            log_path=self.dir / f"{name}.log",
+        )
         proc.start()
         self.workers.append(proc)
         proc.wait_ready()

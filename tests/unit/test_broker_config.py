@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -292,3 +293,21 @@ def test_early_exit_reports_the_broker_output(
         broker.start()
     assert not broker.pidfile.exists()
     assert broker.status().running is False
+
+
+def test_own_child_counts_as_running_while_it_still_execs(tmp_path: Path) -> None:
+    # Right after Popen returns, /proc/<pid>/cmdline can still be empty (execve not finished);
+    # a live child we spawned ourselves is ours whatever /proc says.
+    broker = LocalBroker(make_settings(tmp_path))
+    child = subprocess.Popen(["sleep", "30"])  # not kafka.Kafka, so /proc alone would say no
+    broker_mod._CHILDREN[child.pid] = child
+    try:
+        assert broker._is_our_broker(child.pid) is True
+        child.kill()
+        child.wait()
+        assert broker._is_our_broker(child.pid) is False
+        assert child.pid not in broker_mod._CHILDREN
+    finally:
+        broker_mod._CHILDREN.pop(child.pid, None)
+        child.kill()
+        child.wait()

@@ -17,6 +17,7 @@ from app.errors import EventError, OrderstreamError
 from app.events import (
     ALL_EVENTS,
     MAX_EVENT_BYTES,
+    VERSIONS,
     CommitStock,
     Event,
     OrderCancelled,
@@ -503,3 +504,64 @@ def test_ignores_unknown_fields_for_forward_compatibility() -> None:
     msg["data"]["channel"] = "web"
 
     assert decode(orjson.dumps(msg)) == decode(SEED_V2)
+
+
+# --- versions and upcasters ------------------------------------------------------------------
+
+OUTCOME_V2: dict[str, Any] = {
+    "eventId": "e-20",
+    "schemaVersion": 2,
+    "eventType": "OrderConfirmed",
+    "timestamp": "2024-08-15T10:30:05Z",
+    "data": {
+        "orderId": "o-1",
+        "customerId": "c-1",
+        "status": "CONFIRMED",
+        "totalAmount": 12.5,
+        "placedAt": "2024-08-15T10:30:00Z",
+    },
+}
+
+
+@pytest.mark.parametrize("event_type", ["OrderConfirmed", "OrderRejected", "OrderCancelled"])
+def test_v2_outcome_is_upcast_to_v3_without_items(event_type: str) -> None:
+    event = decode(orjson.dumps({**OUTCOME_V2, "eventType": event_type}))
+
+    assert event.schemaVersion == 3
+    assert isinstance(event.data, OrderOutcome) and event.data.items == []
+    assert b'"schemaVersion":3' in encode(event)
+
+
+def test_v3_outcome_keeps_its_items() -> None:
+    v3 = {**OUTCOME_V2, "schemaVersion": 3}
+    v3["data"] = {**OUTCOME_V2["data"], "items": [{"productId": "p-1", "quantity": 2}]}
+
+    event = decode(orjson.dumps(v3))
+
+    assert isinstance(event.data, OrderOutcome)
+    assert event.data.items == [OrderItem(productId="p-1", quantity=2)]
+
+
+def test_upcaster_keeps_items_a_v2_producer_already_sent() -> None:
+    v2 = {
+        **OUTCOME_V2,
+        "data": {**OUTCOME_V2["data"], "items": [{"productId": "p", "quantity": 1}]},
+    }
+
+    event = decode(orjson.dumps(v2))
+
+    assert isinstance(event.data, OrderOutcome) and len(event.data.items) == 1
+
+
+def test_a_newer_version_is_read_as_the_current_one() -> None:
+    # A rolling upgrade: a newer producer's v4 with a field this reader does not know.
+    v4 = {**OUTCOME_V2, "schemaVersion": 4, "data": {**OUTCOME_V2["data"], "coupon": "X"}}
+
+    event = decode(orjson.dumps(v4))
+
+    assert event.schemaVersion == 4 and isinstance(event, OrderConfirmed)
+
+
+def test_every_event_type_has_a_version_and_outcomes_are_v3() -> None:
+    assert VERSIONS["OrderPlaced"] == 2 and VERSIONS["OrderConfirmed"] == 3
+    assert set(VERSIONS) == {cls.model_fields["eventType"].default for cls in ALL_EVENTS}

@@ -209,6 +209,8 @@ class World:
             ev = cast(SagaInput, event)
             order_id = ev.data.orderId
             decision = saga.decide(self.orders.get(order_id), ev, now, timeout_s)
+            # Duplicates, timeouts and any interleaving of keys are legitimate, never out of order.
+            assert decision.out_of_order is None, decision.out_of_order
             if decision.state is not None:
                 self.orders[order_id] = decision.state
             return decision.emit

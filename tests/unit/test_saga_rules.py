@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -104,6 +104,9 @@ def shape(events: list[Event]) -> list[tuple[str, str, str, str]]:
     return [(e.eventType, *route(e), e.eventId) for e in events]
 
 
+PAID = (placed(), reserved("p-1", 2), reserved("p-2"), paid())
+
+
 def reserving() -> OrderState:
     return given(placed())
 
@@ -176,10 +179,17 @@ def test_placed_state_is_the_same_whenever_it_is_replayed() -> None:
     [reserved("p-1"), rejected("p-1"), paid(), declined()],
     ids=["reserved", "rejected", "paid", "declined"],
 )
-def test_reply_for_an_unknown_order_is_ignored(ev: SagaInput) -> None:
+def test_reply_before_its_order_is_out_of_order(ev: SagaInput) -> None:
     decision = saga.decide(None, ev, NOW, TIMEOUT)
 
-    assert decision.duplicate and decision.state is None and decision.emit == []
+    assert decision.out_of_order and "never placed" in decision.out_of_order
+    assert not decision.duplicate and decision.state is None and decision.emit == []
+
+
+def test_timer_event_for_an_unknown_order_is_only_stale() -> None:
+    decision = saga.decide(None, saga.timeout_event(ORDER, "RESERVING", 0.0), NOW, TIMEOUT)
+
+    assert decision.duplicate and decision.out_of_order is None
 
 
 # --- RESERVING -> PAYING ---------------------------------------------------------------------
@@ -232,10 +242,13 @@ def test_reservation_repeated_while_paying_requests_no_second_payment() -> None:
     assert decision.duplicate and decision.emit == []
 
 
-def test_reservation_for_a_product_not_in_the_order_is_ignored() -> None:
+def test_reservation_for_a_product_not_in_the_order_is_out_of_order() -> None:
     decision = saga.decide(reserving(), reserved("p-9"), NOW, TIMEOUT)
 
-    assert decision.duplicate and decision.emit == []
+    assert decision.out_of_order == (
+        "StockReserved for order o-1 in RESERVING: the order has no line for p-9"
+    )
+    assert decision.state is None and decision.emit == []
 
 
 # --- PAYING -> CONFIRMED ---------------------------------------------------------------------
@@ -278,18 +291,56 @@ def test_payment_succeeded_twice_confirms_once() -> None:
 
 
 @pytest.mark.parametrize("ev", [paid(), declined()], ids=["paid", "declined"])
-def test_payment_result_before_payment_was_requested_is_ignored(ev: SagaInput) -> None:
+def test_payment_result_before_payment_was_requested_is_out_of_order(ev: SagaInput) -> None:
     decision = saga.decide(reserving(), ev, NOW, TIMEOUT)
 
-    assert decision.duplicate and decision.emit == []
+    assert decision.out_of_order and "payment was never requested" in decision.out_of_order
+    assert not decision.duplicate and decision.state is None and decision.emit == []
 
 
-def test_confirmed_is_final_even_if_a_failure_arrives() -> None:
+@pytest.mark.parametrize("ev", [paid(), declined()], ids=["paid", "declined"])
+def test_payment_result_for_a_rejected_order_is_out_of_order(ev: SagaInput) -> None:
+    decision = saga.decide(given(placed(), rejected("p-1")), ev, NOW, TIMEOUT)
+
+    assert decision.out_of_order and "payment was never requested" in decision.out_of_order
+
+
+def test_confirmed_is_final_and_a_contradicting_failure_is_out_of_order() -> None:
     confirmed = given(placed(), reserved("p-1", 2), reserved("p-2"), paid())
 
     decision = saga.decide(confirmed, declined(), NOW, TIMEOUT)
 
-    assert decision.duplicate and decision.emit == []
+    assert decision.out_of_order and "ended the other way" in decision.out_of_order
+    assert decision.state is None and decision.emit == []
+
+
+def test_cancelled_is_final_and_a_contradicting_success_is_out_of_order() -> None:
+    cancelled = given(placed(), reserved("p-1", 2), reserved("p-2"), declined())
+
+    decision = saga.decide(cancelled, paid(), NOW, TIMEOUT)
+
+    assert decision.out_of_order and decision.state is None and decision.emit == []
+
+
+@pytest.mark.parametrize("state", [paying, lambda: given(*PAID)], ids=["paying", "confirmed"])
+def test_stock_refused_after_every_line_was_reserved_is_out_of_order(
+    state: Callable[[], OrderState],
+) -> None:
+    decision = saga.decide(state(), rejected("p-1"), NOW, TIMEOUT)
+
+    assert decision.out_of_order and "already reserved" in decision.out_of_order
+    assert decision.state is None and decision.emit == []
+
+
+def test_outcome_lists_the_order_items_v3() -> None:
+    decision = saga.decide(paying(), paid(), NOW, TIMEOUT)
+
+    outcome = decision.emit[-1]
+    assert isinstance(outcome, OrderConfirmed) and outcome.schemaVersion == 3
+    assert [(i.productId, i.quantity, i.price) for i in outcome.data.items] == [
+        ("p-1", 2, 1.0),
+        ("p-2", 1, 1.0),
+    ]
 
 
 # --- compensation ----------------------------------------------------------------------------
@@ -420,7 +471,7 @@ def test_timeout_while_reserving_resends_only_the_pending_reserves() -> None:
 
     assert decision.state is not None
     assert (decision.state.status, decision.state.redrives) == ("RESERVING", 1)
-    assert decision.state.deadline == now + TIMEOUT
+    assert decision.state.deadline == now + 2 * TIMEOUT  # the wait doubles per re-drive
     assert shape(decision.emit) == [
         ("ReserveStock", "inventory_requests", "p-2", event_id("ReserveStock", ORDER, "p-2"))
     ]

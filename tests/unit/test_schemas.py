@@ -1,5 +1,6 @@
-"""The committed JSON Schemas match the models, are valid 2020-12 schemas, and accept the seed's
-messages; the committed example messages decode forever."""
+"""The committed JSON Schemas match the models, are valid 2020-12 schemas, accept the seed's
+messages and never break a released version; the committed example messages of every version
+decode forever."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
-from app.events import SCHEMA_VERSION, decode
+from app.events import SCHEMA_VERSION, VERSIONS, decode
+from app.schema_compat import RELEASED_DIR, check
 from app.schemas import SCHEMA_DIR, rendered_schemas, write_schemas
 
 EXAMPLE_DIR = SCHEMA_DIR / "examples"
@@ -40,6 +42,7 @@ SEED_V2: dict[str, Any] = {
 }
 
 COMMITTED = sorted(SCHEMA_DIR.glob("*.json"))
+RELEASED = sorted(RELEASED_DIR.glob("*.json"))
 EXAMPLES = sorted(EXAMPLE_DIR.glob("*.json"))
 
 
@@ -112,6 +115,23 @@ def test_every_schema_has_an_example() -> None:
     assert not missing, f"add an example message to schemas/examples/ for: {', '.join(missing)}"
 
 
+def test_every_released_version_has_an_example() -> None:
+    missing = sorted({p.name for p in RELEASED} - {p.name for p in EXAMPLES})
+
+    assert not missing, f"keep an example message in schemas/examples/ for: {', '.join(missing)}"
+
+
+def test_committed_schemas_never_break_a_released_version() -> None:
+    problems = check()
+
+    assert not problems, "backward-incompatible schema change:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", RELEASED, ids=lambda p: p.name)
+def test_released_schema_is_valid_draft_2020_12(path: Path) -> None:
+    Draft202012Validator.check_schema(load(path))
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_decodes_to_its_event_type(path: Path) -> None:
     # Examples are never regenerated: once a shape was sent, it must decode for good.
@@ -121,12 +141,13 @@ def test_example_decodes_to_its_event_type(path: Path) -> None:
 
     assert type(event).__name__ == event_type
     assert event.eventType == event_type
+    assert event.schemaVersion == VERSIONS[event_type], "decoded events are upcast to current"
     if int(version) == 1:
         assert "data" not in load(path), "a v1 example must use the flat v1 shape"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
-def test_example_validates_against_its_schema(path: Path) -> None:
-    if not (SCHEMA_DIR / path.name).exists():
-        pytest.skip(f"no current schema for {path.name}: an old version, checked by decoding")
-    validator(path.name).validate(load(path))
+def test_example_validates_against_its_released_schema(path: Path) -> None:
+    schema = load(RELEASED_DIR / path.name)
+
+    Draft202012Validator(schema, format_checker=FormatChecker()).validate(load(path))

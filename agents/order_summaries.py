@@ -1,0 +1,45 @@
+"""Order summaries: the first outcome of each order becomes its summary, fanned out by customer
+and by product so each read model is updated on the worker that owns its key."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from app import metrics
+from app.application import app, relay, topic
+from app.deadletter import guarded
+from app.domain import projections
+from app.domain.projections import ORIGIN_HEADER, Origin
+from app.events import StatusEvent, decode
+from app.topics import accepted_types
+from app.tracing import traced
+from tables.order_summaries import get_summary, put_summary
+
+ACCEPT = accepted_types("order_status")
+
+
+@app.agent(topic("order_status"), name="order_summaries")
+async def order_summaries_agent(stream: Any) -> None:
+    async for event in stream.events():
+        with traced(event, "order-summaries"):
+            await guarded(event, partial(_handle, event))
+
+
+async def _handle(event: Any) -> None:
+    msg = event.message
+    outcome: StatusEvent = decode(event.value, ACCEPT)  # type: ignore[assignment]
+    origin = Origin(partition=msg.partition, offset=msg.offset)
+    stored = get_summary(outcome.data.orderId)
+    if stored is not None and stored.origin != origin:  # the saga announced it again: once
+        metrics.duplicate_dropped("projections")
+        return
+    # New, or the record that made the summary redelivered (its sends may be lost): (re)send,
+    # the read models drop repeats; stored only once sent, so a failed send leaves no trace.
+    summary = stored or projections.summarize(outcome, origin)
+    headers = {ORIGIN_HEADER: origin.header()}
+    await relay("status_by_customer", summary.customerId, outcome, event.value, headers)
+    for line in summary.sold():
+        await relay("status_by_product", line.productId, outcome, event.value, headers)
+    if stored is None:
+        put_summary(summary)

@@ -1,0 +1,203 @@
+"""Every Prometheus metric of orderstream, and one small function per thing worth counting.
+
+Labels are bounded by the code (statuses, outcomes, reasons, agents, partitions) or by a cap
+(products); never a label per order id. Faust's own sensors (`faust_*`) join them on /metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from app.domain.common import Decision
+from app.domain.inventory import ProductStock
+from app.domain.saga import OrderState
+from app.events import SagaInput, SagaTimedOut, StockRejected, StockReserved
+from app.settings import get_settings
+
+OTHER_PRODUCTS = "_other"  # the label of every product past the cap, summed
+# Every kind of dead letter the code raises (EventError, RuleViolation, internal_error); a unit
+# test keeps the list complete. They start at 0: an increase() over a series that appears at 1
+# is 0, so without this the first dead letter of a kind would never alert.
+DEAD_LETTER_REASONS = (
+    "empty",
+    "invalid_json",
+    "invalid_utf8",
+    "too_large",
+    "too_deep",
+    "validation",
+    "unknown_event_type",
+    "duplicate_order_id",
+    "conflicting_duplicate",
+    "insufficient_stock",
+    "out_of_order",
+    "internal_error",
+)
+
+ORDERS_PLACED = Counter("orderstream_orders_placed", "New orders taken up by the saga.")
+ORDERS_SETTLED = Counter(
+    "orderstream_orders_settled", "Orders that reached a terminal status.", ["status"]
+)
+SAGA_DURATION = Histogram(
+    "orderstream_saga_duration_seconds",
+    "From OrderPlaced (its event time) to the order's terminal status.",
+    ["status"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+SAGA_TIMEOUTS = Counter(
+    "orderstream_saga_timeouts", "Saga steps that passed their deadline.", ["step"]
+)
+RESERVATIONS = Counter("orderstream_stock_reservations", "Stock holds taken, one per order line.")
+REJECTIONS = Counter(
+    "orderstream_stock_rejections", "Order lines the inventory refused.", ["reason"]
+)
+PAYMENTS = Counter("orderstream_payments", "Orders charged, by outcome.", ["outcome"])
+DEAD_LETTERS = Counter(
+    "orderstream_dead_letters", "Events parked on the dead-letter topic.", ["reason"]
+)
+DUPLICATES = Counter(
+    "orderstream_duplicates_dropped", "Events found already applied and dropped.", ["agent"]
+)
+OUT_OF_ORDER = Counter(
+    "orderstream_out_of_order_events",
+    "Events impossible in their key's current state, dead-lettered as out_of_order.",
+    ["agent", "event_type"],
+)
+STOCK_AVAILABLE = Gauge(
+    "orderstream_stock_available", "Units on the shelf, per product of this worker.", ["product"]
+)
+STOCK_HELD = Gauge(
+    "orderstream_stock_held", "Units held for open orders, per product of this worker.", ["product"]
+)
+CONSUMER_LAG = Gauge(
+    "orderstream_consumer_lag",
+    "Messages after the group's committed offset, per source partition of this worker.",
+    ["topic", "partition"],
+)
+WORKER_READY = Gauge("orderstream_worker_ready", "1 once this worker's tables are recovered.")
+
+# Known label values start at 0, so rates and alerts have a series before the first event.
+for _status in ("CONFIRMED", "REJECTED", "CANCELLED"):
+    ORDERS_SETTLED.labels(_status)
+for _step in ("RESERVING", "PAYING"):
+    SAGA_TIMEOUTS.labels(_step)
+for _reason in ("out_of_stock", "unknown_product"):
+    REJECTIONS.labels(_reason)
+for _outcome in ("succeeded", "failed"):
+    PAYMENTS.labels(_outcome)
+for _agent in ("saga", "inventory", "payment", "projections"):
+    DUPLICATES.labels(_agent)
+for _reason in DEAD_LETTER_REASONS:
+    DEAD_LETTERS.labels(_reason)
+
+
+def order_placed() -> None:
+    ORDERS_PLACED.inc()
+
+
+def order_settled(status: str, duration_s: float) -> None:
+    ORDERS_SETTLED.labels(status).inc()
+    SAGA_DURATION.labels(status).observe(max(duration_s, 0.0))  # clocks of producers may skew
+
+
+def saga_timed_out(step: str) -> None:
+    SAGA_TIMEOUTS.labels(step).inc()
+
+
+def stock_reserved() -> None:
+    RESERVATIONS.inc()
+
+
+def stock_rejected(reason: str) -> None:
+    REJECTIONS.labels(reason).inc()
+
+
+def payment_settled(status: str) -> None:
+    PAYMENTS.labels(status.lower()).inc()
+
+
+def dead_lettered(reason: str) -> None:
+    DEAD_LETTERS.labels(reason).inc()
+
+
+def duplicate_dropped(agent: str) -> None:
+    DUPLICATES.labels(agent).inc()
+
+
+def out_of_order(agent: str, event_type: str) -> None:
+    OUT_OF_ORDER.labels(agent, event_type).inc()
+
+
+def worker_ready(ready: bool) -> None:
+    WORKER_READY.set(1 if ready else 0)
+
+
+def saga_decided(before: OrderState | None, ev: SagaInput, decision: Decision[OrderState]) -> None:
+    """Count one saga step: a new order, a settled one (with its duration), a timeout, a dup."""
+    after = decision.state
+    if decision.duplicate:
+        duplicate_dropped("saga")
+    if decision.out_of_order:
+        out_of_order("saga", ev.eventType)
+    if after is None:
+        return
+    if before is None:
+        order_placed()
+    elif isinstance(ev, SagaTimedOut):
+        saga_timed_out(ev.data.step)
+    if after.terminal and not (before is not None and before.terminal):
+        order_settled(after.status, (after.updatedAt - after.placedAt).total_seconds())
+
+
+def inventory_decided(decision: Decision[ProductStock]) -> None:
+    """Count one inventory step and show the product's new stock."""
+    if decision.duplicate:
+        duplicate_dropped("inventory")
+    else:
+        for ev in decision.emit:
+            if isinstance(ev, StockReserved):
+                stock_reserved()
+            elif isinstance(ev, StockRejected):
+                stock_rejected(ev.data.reason or "rejected")
+    if decision.state is not None:
+        stock.show(decision.state)
+
+
+class StockGauges:
+    """Stock per product with at most `cap` product labels per worker; the products past the
+    cap are summed under product="_other", so totals stay true and the series stay bounded."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.labelled: dict[str, tuple[int, int]] = {}
+        self.others: dict[str, tuple[int, int]] = {}
+
+    def show(self, s: ProductStock) -> None:
+        level = (s.available, s.held)
+        if s.productId in self.labelled or len(self.labelled) < self.cap:
+            self.labelled[s.productId] = level
+            STOCK_AVAILABLE.labels(s.productId).set(s.available)
+            STOCK_HELD.labels(s.productId).set(s.held)
+            return
+        was = self.others.get(s.productId, (0, 0))
+        self.others[s.productId] = level
+        STOCK_AVAILABLE.labels(OTHER_PRODUCTS).inc(level[0] - was[0])
+        STOCK_HELD.labels(OTHER_PRODUCTS).inc(level[1] - was[1])
+
+    def forget(self) -> None:
+        """Drop every product (after a rebalance: some may belong to another worker now)."""
+        self.labelled.clear()
+        self.others.clear()
+        STOCK_AVAILABLE.clear()
+        STOCK_HELD.clear()
+
+
+stock = StockGauges(get_settings().metrics_stock_label_cap)
+
+
+def consumer_lag(lags: Mapping[tuple[str, int], int]) -> None:
+    """Set the lag of this worker's partitions; partitions it no longer has disappear."""
+    CONSUMER_LAG.clear()
+    for (topic, partition), lag in lags.items():
+        CONSUMER_LAG.labels(topic, str(partition)).set(max(lag, 0))

@@ -1,0 +1,36 @@
+"""Liveness and readiness: /healthz answers while the process runs, /readyz once tables are
+recovered from their changelogs (503 before, and again during a rebalance's recovery)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from faust.web import Request, Response, View
+from faust.web.exceptions import ServiceUnavailable
+
+from app.application import app
+
+
+def is_ready() -> bool:
+    """Tables recovered from their changelogs, and no rebalance moving partitions right now."""
+    recovery = cast(Any, app.tables).recovery
+    return bool(recovery.completed.is_set() and not recovery.in_recovery and not app.rebalancing)
+
+
+def require_ready() -> None:
+    """Table reads before recovery would answer stale or missing data: refuse them instead."""
+    if not is_ready():
+        raise ServiceUnavailable("tables are recovering from their changelogs; retry shortly")
+
+
+@app.page("/healthz")
+class Healthz(View):
+    async def get(self, request: Request) -> Response:
+        return self.json({"status": "alive"})
+
+
+@app.page("/readyz")
+class Readyz(View):
+    async def get(self, request: Request) -> Response:
+        ready = is_ready()
+        return self.json({"ready": ready}, status=200 if ready else 503)

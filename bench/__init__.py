@@ -1,0 +1,1 @@
+"""The benchmark harness: throughput, raw-client ceiling, Quix Streams peer, latency, recovery."""

@@ -1,0 +1,212 @@
+"""Scenario 4: end-to-end latency at a steady offered rate (OrderPlaced -> terminal status).
+
+A paced producer stamps each OrderPlaced as it sends it; a consumer follows order-status. Two
+measures per order, all on this machine's clock: the terminal event's own timestamp minus its
+placedAt (the OrderPlaced timestamp), and the status record's Kafka timestamp minus the send time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from app.events import encode
+from app.simulator import Scenario, restock_events
+from app.topics import route
+from app.verify import partitions_of
+from bench import kafka_io, procstat
+from bench.checks import pipeline_problems
+from bench.config import BenchConfig
+from bench.errors import BenchError
+from bench.report import percentile
+from bench.stack import WORKER_READY_TIMEOUT_S, RunStack
+from bench.throughput import MIN_RATE, scenario_for
+
+GRACE_S = 30.0  # after the last send, how long an order may take and still count as measured
+
+
+@dataclass(frozen=True)
+class LatencyRun:
+    offered_per_s: float
+    achieved_per_s: float  # what the paced producer really sent
+    measured: int  # orders after the warm-up
+    unsettled: int  # of those, still open GRACE_S after the last send: counted as lower bounds
+    event_ms: tuple[float, float, float]  # p50, p99, max of event timestamp - placedAt
+    record_ms: tuple[float, float, float]  # p50, p99, max of record timestamp - send time
+    peak_rss_mb: float
+    problems: list[str]
+
+    @property
+    def p50_ms(self) -> float:
+        return self.event_ms[0]
+
+    @property
+    def p99_ms(self) -> float:
+        return self.event_ms[1]
+
+    @property
+    def max_ms(self) -> float:
+        return self.event_ms[2]
+
+    @property
+    def record_p50_ms(self) -> float:
+        return self.record_ms[0]
+
+    @property
+    def record_p99_ms(self) -> float:
+        return self.record_ms[1]
+
+    @property
+    def record_max_ms(self) -> float:
+        return self.record_ms[2]
+
+
+def restamped(payload: bytes, now: datetime) -> bytes:
+    """The order's payload with its timestamp set to the moment it is sent (v1 or v2 shape)."""
+    body = orjson.loads(payload)
+    body["timestamp"] = now.isoformat()
+    return orjson.dumps(body)
+
+
+def spread(values: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(values)
+    return percentile(ordered, 50), percentile(ordered, 99), ordered[-1]
+
+
+def measure(bootstrap: str, config: BenchConfig) -> LatencyRun:
+    stack = RunStack(bootstrap, "latency", config.partitions, config.worker_env)
+    stack.create_topics()
+    total_s = config.latency_warmup_s + config.latency_s
+    scenario = scenario_for(stack, int(config.latency_rate * total_s))
+    worker = stack.start_worker()
+    try:
+        worker.wait_ready(WORKER_READY_TIMEOUT_S)
+        assert worker.proc is not None
+        run = asyncio.run(_offer(stack, scenario, config, lambda: worker.running))
+        # An overloaded worker still has a backlog: the invariants are checked once it drained.
+        asyncio.run(
+            kafka_io.wait_for_records(
+                bootstrap,
+                stack.topic("order_status"),
+                len(scenario.orders),
+                timeout_s=60 + len(scenario.orders) / MIN_RATE,
+                alive=lambda: worker.running,
+                label=stack.name,
+            )
+        )
+        peak = procstat.usage(worker.proc.pid).peak_rss_mb
+        problems = asyncio.run(pipeline_problems(stack.settings, scenario))
+    finally:
+        stack.stop()
+    return replace(run, peak_rss_mb=peak, problems=problems)
+
+
+async def _offer(
+    stack: RunStack, scenario: Scenario, config: BenchConfig, alive: Callable[[], bool]
+) -> LatencyRun:
+    consumer = await _follow(stack.bootstrap, stack.topic("order_status"))
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", linger_ms=0)
+    await producer.start()
+    sent_at: dict[str, float] = {}
+    try:
+        for adj in restock_events(stack.name, scenario.restocks):
+            role, key = route(adj)
+            await producer.send(stack.topic(role), encode(adj), key=key.encode())
+        await producer.flush()
+        sender = asyncio.create_task(
+            _paced(producer, stack, scenario, config.latency_rate, sent_at)
+        )
+        seen, gave_up_at = await _statuses(consumer, scenario, sent_at, sender, alive)
+        achieved = await sender
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    warm = int(config.latency_rate * config.latency_warmup_s)
+    measured = [o.order_id for o in scenario.orders[warm:]]
+    unsettled = [oid for oid in measured if oid not in seen]
+    for oid in unsettled:  # at least this late
+        seen[oid] = ((gave_up_at - sent_at[oid]) * 1000.0,) * 2
+    return LatencyRun(
+        offered_per_s=config.latency_rate,
+        achieved_per_s=achieved,
+        measured=len(measured),
+        unsettled=len(unsettled),
+        event_ms=spread([seen[oid][0] for oid in measured]),
+        record_ms=spread([seen[oid][1] for oid in measured]),
+        peak_rss_mb=0.0,
+        problems=[],
+    )
+
+
+async def _paced(
+    producer: AIOKafkaProducer,
+    stack: RunStack,
+    scenario: Scenario,
+    rate: float,
+    sent_at: dict[str, float],
+) -> float:
+    """Send order i at start + i / rate; the achieved rate."""
+    topic = stack.topic("orders")
+    start = time.monotonic()
+    for i, order in enumerate(scenario.orders):
+        ahead = start + i / rate - time.monotonic()
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+        now = time.time()
+        payload = restamped(order.payload, datetime.fromtimestamp(now, UTC))
+        sent_at[order.order_id] = now
+        await producer.send(topic, payload, key=order.order_id.encode())
+    await producer.flush()
+    return len(scenario.orders) / (time.monotonic() - start)
+
+
+async def _follow(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    """A consumer positioned at the current end of the topic."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    tps = [TopicPartition(topic, p) for p in sorted(await partitions_of(consumer, topic))]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    for tp in tps:
+        await consumer.position(tp)
+    return consumer
+
+
+async def _statuses(
+    consumer: AIOKafkaConsumer,
+    scenario: Scenario,
+    sent_at: dict[str, float],
+    sender: asyncio.Task[float],
+    alive: Callable[[], bool],
+) -> tuple[dict[str, tuple[float, float]], float]:
+    """orderId -> (event latency ms, record latency ms) of every status that arrived before
+    GRACE_S after the last send; and the epoch time it stopped waiting."""
+    wanted = {o.order_id for o in scenario.orders}
+    seen: dict[str, tuple[float, float]] = {}
+    deadline = float("inf")
+    while len(seen) < len(wanted) and time.time() < deadline:
+        if not alive():
+            raise BenchError(f"the worker exited with {len(seen)}/{len(wanted)} orders settled")
+        if sender.done() and deadline == float("inf"):
+            sender.result()  # a failed sender raises here
+            deadline = time.time() + GRACE_S
+        batch = await consumer.getmany(timeout_ms=100, max_records=5000)
+        for records in batch.values():
+            for rec in records:
+                body = orjson.loads(rec.value)
+                oid = body["data"]["orderId"]
+                if oid in wanted and oid not in seen:
+                    event_s = _epoch(body["timestamp"]) - _epoch(body["data"]["placedAt"])
+                    record_s = rec.timestamp / 1000.0 - sent_at[oid]
+                    seen[oid] = (event_s * 1000.0, record_s * 1000.0)
+    return seen, time.time()
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()

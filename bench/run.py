@@ -1,0 +1,293 @@
+"""`python -m bench.run`: the benchmark session. Starts a dedicated broker (unless --bootstrap),
+runs the scenarios with warm-up and repeats, prints the table and writes the JSON file.
+
+Exit status 1 when a run broke the invariants or reached wrong outcomes; missing a performance
+target only shows as MISS in the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from bench import latency, peer_orderstream, peer_quix, profiling, raw_loop, recovery, throughput
+from bench.config import REPO, SCENARIOS, BenchConfig
+from bench.errors import BenchError
+from bench.figures import (
+    LATENCY,
+    PEER_OURS,
+    PEER_QUIX,
+    PEER_RATIO,
+    RAW,
+    RAW_RATIO,
+    THROUGHPUT,
+    recovery_measures,
+)
+from bench.peer import PeerRun
+from bench.report import Session, baseline_medians, figures, ratio, table, write_json
+from bench.stack import bench_broker, settings_with
+
+PROFILE_DIR = REPO / "var" / "bench-profiles"
+DISTRIBUTIONS = ("faust-streaming", "aiokafka", "rocksdict", "pydantic", "orjson", "uvloop")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat")
+    parser.add_argument("--orders", type=int, help="orders per throughput run")
+    parser.add_argument("--repeat", type=int, help="measured runs per scenario")
+    parser.add_argument("--only", help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    parser.add_argument("--out", type=Path, help="JSON file to write")
+    parser.add_argument("--baseline", type=Path, help="JSON file of an earlier session")
+    parser.add_argument("--bootstrap", help="use this broker instead of starting one")
+    parser.add_argument("--quix-python", type=Path, help="interpreter with quixstreams")
+    parser.add_argument("--latency-rate", type=float, help="offered orders/s")
+    parser.add_argument("--latency-seconds", type=float, help="measured seconds per run")
+    parser.add_argument("--recovery-keys", type=int, help="keys in the recovered table")
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the workers (e.g. ORDERSTREAM_LOG_LEVEL=warning)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help=f"one extra, unmeasured throughput and recovery run under py-spy ({PROFILE_DIR})",
+    )
+    return parser
+
+
+def config_from(args: argparse.Namespace) -> BenchConfig:
+    base = BenchConfig.quick_mode() if args.quick else BenchConfig()
+    only = tuple(s.strip() for s in args.only.split(",")) if args.only else None
+    unknown = set(only or ()) - set(SCENARIOS)
+    if unknown:
+        raise BenchError(f"unknown scenarios {sorted(unknown)}: pick from {', '.join(SCENARIOS)}")
+    env = dict(pair.split("=", 1) for pair in args.worker_env)
+    return base.with_overrides(
+        orders=args.orders,
+        repeat=args.repeat,
+        only=only,
+        out=args.out,
+        baseline=args.baseline,
+        bootstrap=args.bootstrap,
+        quix_python=args.quix_python,
+        latency_rate=args.latency_rate,
+        latency_s=args.latency_seconds,
+        recovery_keys=args.recovery_keys,
+        profile=args.profile or None,
+        worker_env=env or None,
+        warmup_orders=min(base.warmup_orders, args.orders) if args.orders else None,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config = config_from(build_parser().parse_args(argv))
+        quix = peer_quix.quix_version(config.quix_python) if config.runs("peer") else None
+        baseline = _baseline(config.baseline)
+        session = Session(meta=_meta(config, quix))
+        started = time.monotonic()
+        with bench_broker(config.bootstrap) as (bootstrap, kafka_version):
+            session.meta["versions"]["kafka"] = kafka_version
+            sections: list[tuple[str, Callable[[str, BenchConfig, Session], None]]] = [
+                ("throughput", _throughput_and_raw),
+                ("peer", _peers),
+                ("latency", _latency),
+                ("recovery", _recovery),
+            ]
+            for name, section in sections:
+                wanted = config.runs(name) or (name == "throughput" and config.runs("raw"))
+                if wanted:
+                    _isolated(name, section, bootstrap, config, session)
+    except BenchError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
+    session.meta["duration_s"] = round(time.monotonic() - started, 1)
+    session.meta["load_after"] = os.getloadavg()
+    write_json(session, config.out)
+    print()
+    print(table(session.figures, baseline))
+    print(f"\nwritten to {config.out}")
+    for scenario, problems in session.problems.items():
+        print(f"CORRECTNESS {scenario}: " + "; ".join(problems[:5]))
+    return 1 if session.problems else 0
+
+
+def _baseline(path: Path | None) -> dict[str, float] | None:
+    if path is None:
+        return None
+    try:
+        return baseline_medians(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError) as exc:
+        raise BenchError(f"cannot read the baseline {path}: {exc}") from exc
+
+
+def _meta(config: BenchConfig, quix: str | None) -> dict[str, Any]:
+    versions = {d: version(d) for d in DISTRIBUTIONS}
+    versions["python"] = platform.python_version()
+    if quix:
+        versions["quixstreams"] = quix
+    worker = settings_with(config.worker_env)
+    return {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": {
+            "cpus": os.cpu_count(),
+            "cpu_model": _cpu_model(),
+            "platform": platform.platform(),
+            "load_before": os.getloadavg(),
+        },
+        "versions": versions,
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "worker_settings": worker.model_dump(mode="json", exclude={"admin_token"}),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "")
+
+
+def _isolated(
+    name: str,
+    section: Callable[[str, BenchConfig, Session], None],
+    bootstrap: str,
+    config: BenchConfig,
+    session: Session,
+) -> None:
+    """Run one scenario; if it cannot finish, say so in the results and go on with the next."""
+    try:
+        section(bootstrap, config, session)
+    except BenchError as exc:
+        _say(f"   {name} did not finish: {exc}")
+        session.problems.setdefault(name, []).append(f"did not finish: {exc}")
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _repeat(config: BenchConfig, label: str, run: Callable[[], Any]) -> list[Any]:
+    results = []
+    for r in range(1, config.repeat + 1):
+        _say(f"  {label}: run {r}/{config.repeat}")
+        results.append(run())
+    return results
+
+
+def _throughput_and_raw(bootstrap: str, config: BenchConfig, session: Session) -> None:
+    _say(f"== throughput: warm-up with {config.warmup_orders:,} orders")
+    warm = throughput.measure(bootstrap, config, config.warmup_orders)
+    shape = raw_loop.ChainShape.like(warm)
+    with_raw = config.runs("raw")
+    if with_raw:
+        _say(f"== raw client: warm-up, {shape.hops} hops, {shape.side_per_hop:.2f} side/hop")
+        raw_loop.measure(bootstrap, config, config.warmup_orders, shape)
+    ours: list[throughput.ThroughputRun] = []
+    raws: list[raw_loop.RawRun] = []
+    for r in range(1, config.repeat + 1):  # interleaved, so each pair saw the same machine
+        _say(f"== throughput run {r}/{config.repeat}: {config.orders:,} orders")
+        ours.append(throughput.measure(bootstrap, config, config.orders))
+        _say(f"   {ours[-1].orders_per_s:,.0f} orders/s, {ours[-1].peak_rss_mb:.0f} MB")
+        if with_raw:
+            raws.append(raw_loop.measure(bootstrap, config, config.orders, shape))
+            _say(f"   raw client {raws[-1].orders_per_s:,.0f} orders/s")
+    session.add(*figures(ours, THROUGHPUT))
+    if with_raw:
+        session.add(*figures(raws, RAW), ratio(RAW_RATIO, ours, raws))
+    session.details["throughput"] = {
+        "runs": [asdict(o) for o in ours],
+        "records_per_order": {
+            "read": statistics.median(o.consumed_per_order for o in ours),
+            "written": statistics.median(o.produced_per_order for o in ours),
+            "per_topic": {t: c / ours[-1].orders for t, c in ours[-1].per_topic.items()},
+        },
+    }
+    if with_raw:
+        session.details["raw"] = {"shape": asdict(shape), "runs": [asdict(r) for r in raws]}
+    _problems(session, "throughput", [p for o in [warm, *ours] for p in o.problems])
+    if config.profile:
+        _profiled(
+            "throughput", lambda out: throughput.measure(bootstrap, config, config.orders, out)
+        )
+
+
+def _peers(bootstrap: str, config: BenchConfig, session: Session) -> None:
+    _say(f"== peer: warm-up with {config.warmup_orders:,} commands each")
+    warm = [
+        peer_quix.measure(bootstrap, config, config.warmup_orders),
+        peer_orderstream.measure(bootstrap, config, config.warmup_orders),
+    ]
+    quix: list[PeerRun] = []
+    ours: list[PeerRun] = []
+    for r in range(1, config.repeat + 1):
+        _say(f"== peer run {r}/{config.repeat}: {config.orders:,} reserve commands")
+        quix.append(peer_quix.measure(bootstrap, config, config.orders))
+        ours.append(peer_orderstream.measure(bootstrap, config, config.orders))
+        _say(f"   orderstream {ours[-1].per_s:,.0f}/s, Quix Streams {quix[-1].per_s:,.0f}/s")
+    session.add(*figures(ours, PEER_OURS), *figures(quix, PEER_QUIX))
+    session.add(ratio(PEER_RATIO, ours, quix))
+    session.details["peer"] = {"runs": [asdict(p) for p in [*ours, *quix]]}
+    _problems(
+        session,
+        "peer",
+        [f"{p.implementation}: {m}" for p in [*warm, *ours, *quix] for m in p.problems],
+    )
+
+
+def _latency(bootstrap: str, config: BenchConfig, session: Session) -> None:
+    _say(
+        f"== latency: {config.latency_rate:.0f} orders/s, {config.latency_warmup_s:.0f} s "
+        f"warm-up + {config.latency_s:.0f} s measured per run"
+    )
+    runs = _repeat(config, "latency", lambda: latency.measure(bootstrap, config))
+    session.add(*figures(runs, LATENCY))
+    session.details["latency"] = {"runs": [asdict(r) for r in runs]}
+    _problems(session, "latency", [p for r in runs for p in r.problems])
+
+
+def _recovery(bootstrap: str, config: BenchConfig, session: Session) -> None:
+    _say(f"== recovery: filling the orders changelog with {config.recovery_keys:,} keys")
+    bench = recovery.RecoveryBench(bootstrap, config)
+    _say("   warm-up start")
+    warm = bench.measure()
+    runs = _repeat(config, "recovery", bench.measure)
+    session.add(*figures(runs, recovery_measures(bench.records, config.recovery_probe_orders)))
+    session.details["recovery"] = {"runs": [asdict(r) for r in runs]}
+    _problems(session, "recovery", [p for r in [warm, *runs] for p in r.problems])
+    if config.profile:
+        _profiled("recovery", bench.measure)
+
+
+def _profiled(name: str, run: Callable[[Path], Any]) -> None:
+    out = PROFILE_DIR / f"{name}.txt"
+    _say(f"== {name}: one more run under py-spy -> {out}")
+    run(out)
+    summary = PROFILE_DIR / f"{name}-top.txt"
+    summary.write_text(profiling.summarize(out))
+    _say(f"   hottest functions in {summary}")
+
+
+def _problems(session: Session, scenario: str, problems: list[str]) -> None:
+    if problems:
+        session.problems[scenario] = problems
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

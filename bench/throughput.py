@@ -1,0 +1,130 @@
+"""Scenario 1: settled orders per second of one worker that starts on a preloaded order topic.
+
+Timed from the worker's first record to the last terminal status (Kafka record timestamps, so
+the worker's start-up and the harness's polling are not in the figure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.events import encode
+from app.simulator import Scenario, build_scenario, restock_events
+from app.topics import registry, route
+from bench import kafka_io, procstat, profiling
+from bench.checks import pipeline_problems
+from bench.config import BenchConfig
+from bench.stack import RunStack
+
+# Registry topics an agent consumes; the harness writes the first two before the worker starts.
+INPUT_ROLES = ("orders", "stock_adjustments")
+CONSUMED_ROLES = (
+    *INPUT_ROLES,
+    "inventory_requests",
+    "inventory_events",
+    "payment_requests",
+    "payment_events",
+    "saga_timeouts",
+)
+MIN_RATE = 20.0  # orders/s below which a run is abandoned as stuck
+
+
+@dataclass(frozen=True)
+class ThroughputRun:
+    orders: int
+    elapsed_s: float
+    orders_per_s: float
+    messages_per_s: float
+    consumed_per_order: float  # records the worker read per order
+    produced_per_order: float  # records the worker wrote per order (changelogs included)
+    per_topic: dict[str, int]  # records per registry role
+    peak_rss_mb: float
+    cpu_s: float  # worker CPU between its first record and the last status
+    problems: list[str]
+
+    @property
+    def cpu_share(self) -> float:
+        """Worker CPU per second of the run (1.0 = one core busy all the time)."""
+        return self.cpu_s / self.elapsed_s if self.elapsed_s else 0.0
+
+
+def scenario_for(
+    stack: RunStack, n_orders: int, run_id: str | None = None, seed: int = 7
+) -> Scenario:
+    return build_scenario(
+        run_id or stack.name,
+        n_orders,
+        seed=seed,
+        payment_limit=stack.settings.payment_limit_per_order,
+    )
+
+
+async def preload_orders(stack: RunStack, scenario: Scenario, run_id: str) -> None:
+    """Restocks on stock-adjustments, then every order on the order topic."""
+    restocks = restock_events(run_id, scenario.restocks)
+    adjustments = [(route(adj)[1].encode(), encode(adj)) for adj in restocks]
+    await kafka_io.preload(stack.bootstrap, stack.topic("stock_adjustments"), adjustments)
+    orders = ((o.order_id.encode(), o.payload) for o in scenario.orders)
+    await kafka_io.preload(stack.bootstrap, stack.topic("orders"), orders)
+
+
+def measure(
+    bootstrap: str, config: BenchConfig, n_orders: int, profile_to: Path | None = None
+) -> ThroughputRun:
+    stack = RunStack(bootstrap, "throughput", config.partitions, config.worker_env)
+    stack.create_topics()
+    scenario = scenario_for(stack, n_orders)
+    asyncio.run(preload_orders(stack, scenario, stack.name))
+    worker = stack.start_worker()
+    assert worker.proc is not None
+    cpu = procstat.CpuTrace(worker.proc.pid)
+    sampling = profiling.sampled(cpu.pid, profile_to) if profile_to else contextlib.nullcontext()
+    try:
+        with sampling:
+            asyncio.run(
+                kafka_io.wait_for_records(
+                    bootstrap,
+                    stack.topic("order_status"),
+                    n_orders,
+                    timeout_s=60 + n_orders / MIN_RATE,
+                    alive=lambda: worker.running,
+                    on_poll=cpu.sample,
+                    label=stack.name,
+                )
+            )
+            used = procstat.usage(cpu.pid)
+        return asyncio.run(_result(stack, scenario, used, cpu))
+    finally:
+        stack.stop()
+
+
+async def _result(
+    stack: RunStack, scenario: Scenario, used: procstat.Usage, cpu: procstat.CpuTrace
+) -> ThroughputRun:
+    problems = await pipeline_problems(stack.settings, scenario)
+    n = len(scenario.orders)
+    roles = {spec.name: role for role, spec in registry(stack.settings).items()}
+    async with kafka_io.probe(stack.bootstrap) as consumer:
+        per_topic = {roles[t]: c for t, c in (await kafka_io.end_offsets(consumer, roles)).items()}
+        written = [t for t, role in roles.items() if role not in INPUT_ROLES]
+        first = await kafka_io.edge_timestamps(consumer, written)
+        last = await kafka_io.edge_timestamps(consumer, [stack.topic("order_status")])
+    assert first is not None and last is not None  # every order reached a status
+    elapsed = last[1] - first[0]
+    consumed = sum(per_topic[r] for r in CONSUMED_ROLES)
+    produced = sum(per_topic.values()) - sum(per_topic[r] for r in INPUT_ROLES)
+    return ThroughputRun(
+        orders=n,
+        elapsed_s=elapsed,
+        orders_per_s=n / elapsed,
+        messages_per_s=(consumed + produced) / elapsed,
+        consumed_per_order=consumed / n,
+        produced_per_order=produced / n,
+        per_topic=per_topic,
+        peak_rss_mb=used.peak_rss_mb,
+        cpu_s=cpu.between(first[0], last[1]),
+        problems=problems,
+    )

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     web_advertised_host: str | None = None
     web_builtin_views: bool = False  # Faust's own /table and /router views (expose table data)
     web_wait_max_s: float = 30.0  # upper bound of GET /orders/{id}?wait=
+    web_max_body_bytes: int = 64 * 1024  # larger request bodies get 413
     table_standby_replicas: int = 0
     log_level: str = "info"
     # A crashed worker's partitions move after this long without heartbeats.

@@ -8,6 +8,8 @@ producer's (murmur2 over the raw key bytes), the same function `partition_for` u
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
@@ -15,7 +17,7 @@ import aiohttp
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP
 from faust.web import Request
-from faust.web.exceptions import ServiceUnavailable
+from faust.web.exceptions import ParseError, ServiceUnavailable
 from yarl import URL
 
 from app.application import app, settings
@@ -25,10 +27,28 @@ FAN_OUT_TIMEOUT_S = 5.0
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 
+# Path parameters are ids (orderId, productId): the same rule as in the event contracts.
+VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
+
+
 def routed(table: Any, match_info: str) -> Callable[[Handler], Handler]:
     """Faust's `@app.table_route`: serve the request on the worker that owns the key in the
-    URL (this one answers itself, another is asked over HTTP); typed for view methods."""
-    return cast(Callable[[Handler], Handler], app.table_route(table=table, match_info=match_info))
+    URL (this one answers itself, another is asked over HTTP); a malformed id is a 400."""
+    route = cast(Callable[[Handler], Handler], app.table_route(table=table, match_info=match_info))
+
+    def decorate(handler: Handler) -> Handler:
+        to_owner = route(handler)
+
+        @functools.wraps(handler)
+        async def checked(view: Any, request: Request, *args: Any, **kwargs: Any) -> Any:
+            value = request.match_info.get(match_info, "")
+            if not VALID_ID.match(value):
+                raise ParseError(f"invalid {match_info}: 1-64 of A-Z a-z 0-9 . _ : @ -")
+            return await to_owner(view, request, *args, **kwargs)
+
+        return cast(Handler, checked)
+
+    return decorate
 
 
 def partition_for(key: bytes, partitions: int) -> int:

@@ -11,6 +11,8 @@ from typing import Any
 from aiohttp import web as aiohttp_web
 from faust.web.drivers import aiohttp as faust_aiohttp
 
+from app.settings import get_settings
+
 log = logging.getLogger(__name__)
 
 
@@ -46,3 +48,5 @@ class Web(faust_aiohttp.Web):
     def __init__(self, app: Any, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self.web_app.middlewares.append(json_errors)
+        # Bodies over the limit are refused with 413 before a view reads them.
+        self.web_app._client_max_size = get_settings().web_max_body_bytes

@@ -119,6 +119,14 @@ def test_order_service_read_models_and_errors(stack: type[Stack]) -> None:
     for path in ("/inventory/NOPE", "/no/such/page", "/table", "/router", "/table/orders"):
         answer = get(w, path)
         assert answer.status == 404 and "error" in answer.json, path
+    # Path parameters are validated, bodies are bounded
+    for path in ("/orders/bad%20id", "/orders/" + "x" * 65, "/inventory/%3Cscript%3E"):
+        answer = get(w, path)
+        assert answer.status == 400 and "invalid" in answer.json["error"], path
+    too_big = call(
+        w, "POST", "/orders", b"{" + b" " * (70 * 1024) + b"}", {"Content-Type": "application/json"}
+    )
+    assert too_big.status == 413 and "error" in too_big.json
     wrong_method = call(w, "DELETE", "/orders")
     assert wrong_method.status == 405 and "error" in wrong_method.json
 

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     web_max_body_bytes: int = 64 * 1024  # larger request bodies get 413
     table_standby_replicas: int = 0
     log_level: str = "info"
+    event_loop: Literal["aio", "uvloop"] = "uvloop"
     # A crashed worker's partitions move after this long without heartbeats.
     session_timeout_s: float = 10.0
 

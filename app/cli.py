@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -132,24 +133,27 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Live: orders keep flowing in rounds, progress every second, until Ctrl-C."""
     from app import demo
 
-    rounds = settled = 0
+    rounds = 0
+    totals: Counter[str] = Counter()  # statuses seen, updated live (also mid-round)
     try:
         with stack(settings):
             while True:
                 rounds += 1
-                result = asyncio.run(demo.run(settings, args.round, rate=args.rate, seed=rounds))
-                settled += result.settled
+                result = asyncio.run(
+                    demo.run(settings, args.round, rate=args.rate, seed=rounds, totals=totals)
+                )
                 state = "invariants OK" if result.ok else "INVARIANTS BROKEN"
                 print(
                     f"-- round {rounds}: {result.settled} orders settled "
-                    f"({settled} in total), {state}",
+                    f"({sum(totals.values())} in total), {state}",
                     flush=True,
                 )
                 if not result.ok:
                     print(demo.summary(result))
                     return 1
     except KeyboardInterrupt:
-        print(f"\nstopped after {rounds} rounds, {settled} orders settled")
+        mix = ", ".join(f"{k} {v}" for k, v in sorted(totals.items()))
+        print(f"\nstopped in round {rounds}: {sum(totals.values())} orders settled ({mix})")
     return 0
 
 

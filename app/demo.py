@@ -124,6 +124,7 @@ async def run(
     seed: int = 7,
     copies: int = 1,
     inject: Callable[[Scenario], Injected] | None = None,
+    totals: Counter[str] | None = None,
 ) -> DemoResult:
     """Feed n orders and wait for all of them to settle; then collect and check everything."""
     run_id = f"r{int(time.time() * 1000) % 10**10}"
@@ -159,6 +160,8 @@ async def run(
                     if data["orderId"] in wanted and data["orderId"] not in seen:
                         seen.add(data["orderId"])
                         counts[data["status"]] += 1
+                        if totals is not None:
+                            totals[data["status"]] += 1
             now = time.monotonic()
             if not quiet and now - last_print >= 1.0:
                 rate_now = (len(seen) - last_settled) / (now - last_print)

@@ -24,8 +24,12 @@ LOG_TIME = re.compile(rb"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\].*Worker rea
 
 async def _preload(s: Stack) -> None:
     """KEYS products straight into the inventory changelog, as a long-lived table would hold."""
-    producer = AIOKafkaProducer(bootstrap_servers=s.settings.bootstrap_servers, linger_ms=20,
-                                max_batch_size=512 * 1024, acks=1)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=s.settings.bootstrap_servers,
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+        acks=1,
+    )
     await producer.start()
     topic = changelog_topic(s.settings, "inventory")
     try:
@@ -39,8 +43,10 @@ async def _preload(s: Stack) -> None:
 
 
 def _ready_times(log: Path, after: float) -> list[float]:
-    stamps = [datetime.strptime(m.decode(), "%Y-%m-%d %H:%M:%S,%f").timestamp()
-              for m in LOG_TIME.findall(log.read_bytes())]
+    stamps = [
+        datetime.strptime(m.decode(), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        for m in LOG_TIME.findall(log.read_bytes())
+    ]
     return [t for t in stamps if t > after]
 
 
@@ -65,6 +71,8 @@ def _failover_s(stack: type[Stack], standby: int) -> float:
 def test_standby_replicas_make_failover_faster(stack: type[Stack]) -> None:
     without = _failover_s(stack, standby=0)
     with_standby = _failover_s(stack, standby=1)
-    print(f"\nfailover after kill -9 with {KEYS} keys: no standby {without:.1f}s, "
-          f"standby replica {with_standby:.1f}s (both include the 10 s session timeout)")
+    print(
+        f"\nfailover after kill -9 with {KEYS} keys: no standby {without:.1f}s, "
+        f"standby replica {with_standby:.1f}s (both include the 10 s session timeout)"
+    )
     assert with_standby < without

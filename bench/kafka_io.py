@@ -147,6 +147,17 @@ async def wait_for_records(
             await asyncio.sleep(0.2)
 
 
+async def consumed_topics(bootstrap: str, group: str) -> set[str]:
+    """The topics a consumer group reads: those it has committed offsets for."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp.topic for tp in committed}
+
+
 async def wait_writable(bootstrap: str, topics: Iterable[str], timeout_s: float = 30.0) -> None:
     """Until every partition of the topics has a leader that answers (fresh topics need a moment;
     writing earlier only earns retries and warnings)."""

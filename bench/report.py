@@ -136,8 +136,11 @@ def delta(now: float, before: float) -> str:
 
 
 def _num(x: float) -> str:
+    x = float(x)
     if math.isnan(x):
         return "n/a"
+    if x.is_integer():
+        return f"{x:,.0f}"
     if abs(x) >= 1000:
         return f"{x:,.0f}"
     if abs(x) >= 10:

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import latency, peer_orderstream, peer_quix, profiling, raw_loop, recovery, throughput
-from bench.config import REPO, SCENARIOS, BenchConfig
+from bench.config import REPO, RUN_ROOT, SCENARIOS, BenchConfig
 from bench.errors import BenchError
 from bench.figures import (
     LATENCY,
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         quix = peer_quix.quix_version(config.quix_python) if config.runs("peer") else None
         baseline = _baseline(config.baseline)
         session = Session(meta=_meta(config, quix))
+        shutil.rmtree(RUN_ROOT, ignore_errors=True)  # the last session's logs and data dirs
         started = time.monotonic()
         with bench_broker(config.bootstrap) as (bootstrap, kafka_version):
             session.meta["versions"]["kafka"] = kafka_version

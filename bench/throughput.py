@@ -19,16 +19,8 @@ from bench.checks import pipeline_problems
 from bench.config import BenchConfig
 from bench.stack import RunStack
 
-# Registry topics an agent consumes; the harness writes the first two before the worker starts.
+# Registry topics the harness writes before the worker starts.
 INPUT_ROLES = ("orders", "stock_adjustments")
-CONSUMED_ROLES = (
-    *INPUT_ROLES,
-    "inventory_requests",
-    "inventory_events",
-    "payment_requests",
-    "payment_events",
-    "saga_timeouts",
-)
 MIN_RATE = 20.0  # orders/s below which a run is abandoned as stuck
 
 
@@ -41,6 +33,7 @@ class ThroughputRun:
     consumed_per_order: float  # records the worker read per order
     produced_per_order: float  # records the worker wrote per order (changelogs included)
     per_topic: dict[str, int]  # records per registry role
+    consumed_roles: list[str]  # the roles the worker's consumer group read
     peak_rss_mb: float
     cpu_s: float  # worker CPU between its first record and the last status
     problems: list[str]
@@ -107,6 +100,8 @@ async def _result(
     problems = await pipeline_problems(stack.settings, scenario)
     n = len(scenario.orders)
     roles = {spec.name: role for role, spec in registry(stack.settings).items()}
+    # What the worker reads is measured too: the topics its group committed offsets for.
+    consumed_topics = await kafka_io.consumed_topics(stack.bootstrap, stack.settings.app_id)
     async with kafka_io.probe(stack.bootstrap) as consumer:
         per_topic = {roles[t]: c for t, c in (await kafka_io.end_offsets(consumer, roles)).items()}
         written = [t for t, role in roles.items() if role not in INPUT_ROLES]
@@ -114,7 +109,7 @@ async def _result(
         last = await kafka_io.edge_timestamps(consumer, [stack.topic("order_status")])
     assert first is not None and last is not None  # every order reached a status
     elapsed = last[1] - first[0]
-    consumed = sum(per_topic[r] for r in CONSUMED_ROLES)
+    consumed = sum(per_topic[roles[t]] for t in consumed_topics if t in roles)
     produced = sum(per_topic.values()) - sum(per_topic[r] for r in INPUT_ROLES)
     return ThroughputRun(
         orders=n,
@@ -124,6 +119,7 @@ async def _result(
         consumed_per_order=consumed / n,
         produced_per_order=produced / n,
         per_topic=per_topic,
+        consumed_roles=sorted(roles[t] for t in consumed_topics if t in roles),
         peak_rss_mb=used.peak_rss_mb,
         cpu_s=cpu.between(first[0], last[1]),
         problems=problems,

@@ -48,6 +48,7 @@ def test_raw_chain_reads_and_writes_as_much_per_order_as_the_worker() -> None:
         consumed_per_order=6.4,
         produced_per_order=12.7,
         per_topic={},
+        consumed_roles=[],
         peak_rss_mb=100.0,
         cpu_s=1.0,
         problems=[],

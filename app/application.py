@@ -40,7 +40,7 @@ app = faust.App(
     web_router_enabled=settings.web_builtin_views,
     web_tables_enabled=settings.web_builtin_views,
     producer_acks=-1,
-    producer_linger_ms=5,
+    producer_linger_ms=settings.producer_linger_ms,
     broker_commit_every=1000,
     broker_commit_interval=1.0,
     stream_buffer_maxsize=4096,
@@ -105,3 +105,4 @@ async def _quiet_debug_logging() -> None:
     level = min((h.level for h in handlers if h.level), default=logging.INFO)
     if logging.root.level < level:
         logging.root.setLevel(level)
+    app.producer.buffer.max_messages = settings.producer_buffer_max

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     table_standby_replicas: int = 0
     log_level: str = "info"
     event_loop: Literal["aio", "uvloop"] = "uvloop"
+    # Table writes queue in Faust's producer buffer; past this many, stream processing waits.
+    producer_buffer_max: int = 100
+    producer_linger_ms: int = 5
     # A crashed worker's partitions move after this long without heartbeats.
     session_timeout_s: float = 10.0
 

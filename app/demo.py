@@ -129,7 +129,12 @@ async def run(
     """Feed n orders and wait for all of them to settle; then collect and check everything."""
     run_id = f"r{int(time.time() * 1000) % 10**10}"
     scenario = build_scenario(
-        run_id, n_orders, seed=seed, payment_limit=settings.payment_limit_per_order
+        run_id,
+        n_orders,
+        seed=seed,
+        payment_limit=settings.payment_limit_per_order,
+        transient_failure_rate=settings.payment_transient_failure_rate,
+        payment_attempts=settings.payment_max_attempts,
     )
     wanted = {o.order_id for o in scenario.orders}
     consumer = await _status_consumer(settings)

@@ -28,6 +28,11 @@ class PaymentGateway(Protocol):
         ...
 
 
+def attempt_fails(idempotency_key: str, attempt: int, rate: float) -> bool:
+    """Whether the simulated gateway fails this attempt transiently (deterministic)."""
+    return _unit(idempotency_key, str(attempt)) < rate
+
+
 def _unit(*parts: str) -> float:
     """A deterministic number in [0, 1) from the parts (stable across processes, unlike hash())."""
     digest = hashlib.blake2b("|".join(parts).encode(), digest_size=8).digest()
@@ -46,7 +51,7 @@ class SimulatedGateway:
     async def charge(
         self, *, order_id: str, customer_id: str, amount: float, idempotency_key: str, attempt: int
     ) -> Charge:
-        if _unit(idempotency_key, str(attempt)) < self.transient_failure_rate:
+        if attempt_fails(idempotency_key, attempt, self.transient_failure_rate):
             raise TransientGatewayError(f"simulated gateway timeout (attempt {attempt})")
         if customer_id in self.declined_customers:
             return Charge(False, reason="customer_blocked")

@@ -17,6 +17,7 @@ from app.events import (
     encode,
     utcnow,
 )
+from app.gateway import attempt_fails
 
 SOLD_OUT = "SOLDOUT-1"  # in the catalog with no stock: orders for it are rejected
 UNKNOWN = "GHOST-404"  # never stocked: unknown product
@@ -48,6 +49,8 @@ def build_scenario(
     seed: int = 7,
     payment_limit: float = 1000.0,
     v1_share: float = 0.1,
+    transient_failure_rate: float = 0.0,
+    payment_attempts: int = 3,
 ) -> Scenario:
     rng = random.Random(seed)
     catalog = [f"SKU-{i:04d}" for i in range(products)]
@@ -71,6 +74,11 @@ def build_scenario(
         if expected == "CONFIRMED" and 0.25 <= roll < 0.31:
             total = round(payment_limit + rng.uniform(1, 500), 2)  # declined by the gateway
             expected = "CANCELLED"
+        if expected == "CONFIRMED" and all(
+            attempt_fails(order_id, a, transient_failure_rate)
+            for a in range(1, payment_attempts + 1)
+        ):
+            expected = "CANCELLED"  # the gateway never answered: the saga compensates
         for product, qty in items:
             demand[product] += qty
         customer = f"C{rng.randint(1, 500):04d}"

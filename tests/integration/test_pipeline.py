@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from app import demo
+from app.gateway import attempt_fails
 from tests.integration.conftest import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -46,6 +47,22 @@ def test_orders_reach_their_expected_terminal_state(stack: type[Stack]) -> None:
     _assert_run_correct(result)
     assert {"CONFIRMED", "REJECTED", "CANCELLED"} <= set(result.scenario.expected)
     assert result.report.dead_letters == 0
+
+
+def test_transient_gateway_failures_are_retried_then_compensated(stack: type[Stack]) -> None:
+    # Given a gateway that fails 40% of attempts transiently and two attempts per payment
+    s = stack(payment_transient_failure_rate=0.4, payment_max_attempts=2)
+    s.worker()
+    # When 1,500 orders flow
+    result = asyncio.run(demo.run(s.settings, 1500, quiet=True))
+    # Then an order whose attempts all fail is cancelled with its holds released (the scenario
+    # knows which: the simulated gateway is deterministic), every other one is unaffected
+    _assert_run_correct(result)
+    lost = [
+        o for o in result.scenario.orders if all(attempt_fails(o.order_id, a, 0.4) for a in (1, 2))
+    ]
+    assert len(lost) > 100  # 0.4 * 0.4 of the orders: enough to see compensation at work
+    assert all(result.report.status_of(o.order_id) in ("CANCELLED", "REJECTED") for o in lost)
 
 
 def test_every_event_delivered_twice_changes_nothing(stack: type[Stack]) -> None:

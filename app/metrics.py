@@ -75,6 +75,10 @@ CONSUMER_LAG = Gauge(
     "Messages after the group's committed offset, per source partition of this worker.",
     ["topic", "partition"],
 )
+PARTITIONS_RESUMED = Counter(
+    "orderstream_partitions_resumed",
+    "Assigned partitions Faust had stopped fetching, resumed by the watchdog (faust #629).",
+)
 WORKER_READY = Gauge("orderstream_worker_ready", "1 once this worker's tables are recovered.")
 
 # Known label values start at 0, so rates and alerts have a series before the first event.
@@ -127,6 +131,10 @@ def duplicate_dropped(agent: str) -> None:
 
 def out_of_order(agent: str, event_type: str) -> None:
     OUT_OF_ORDER.labels(agent, event_type).inc()
+
+
+def partition_resumed() -> None:
+    PARTITIONS_RESUMED.inc()
 
 
 def worker_ready(ready: bool) -> None:

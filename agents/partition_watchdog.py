@@ -1,7 +1,8 @@
 """Watchdog for a Faust bug: after a rebalance an assigned partition can stop being fetched and
 never start again (faust-streaming #629), so its records wait forever (or a standby replica
 never catches up). A partition with records
-waiting whose fetch position has not moved for three checks in a row is resumed and re-sought
+waiting whose fetch position has not moved for four checks in a row, and that is not held back
+on purpose (its stream's buffer is full), is resumed and re-sought
 to where it stands (which restarts its fetching; records are never skipped)."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from app.application import app, settings
 
 log = logging.getLogger(__name__)
 
-CHECKS = 3
+CHECKS = 4
 _still: dict[Any, tuple[int, int]] = {}  # partition -> (position, checks without progress)
 
 
@@ -34,8 +35,8 @@ async def resume_stalled_partitions() -> None:
     ends = await consumer.highwaters(*tps) if tps else {}
     for tp in tps:
         position = await consumer.position(tp)
-        if position is None or position >= ends.get(tp, 0):
-            _still.pop(tp, None)  # nothing waiting
+        if position is None or position >= ends.get(tp, 0) or tp in consumer._buffered_partitions:
+            _still.pop(tp, None)  # nothing waiting, or paused on purpose: its stream is full
             continue
         last, count = _still.get(tp, (-1, 0))
         count = count + 1 if position == last else 1

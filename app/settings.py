@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     order_retention_ms: int = 7 * 24 * 3600 * 1000
 
     # --- saga ----------------------------------------------------------------
-    saga_timeout_s: float = 30.0
+    saga_timeout_s: float = 60.0
     saga_timeout_scan_s: float = 5.0
 
     # --- payment -------------------------------------------------------------

@@ -43,7 +43,7 @@ from app.events import (
 Status = Literal["RESERVING", "PAYING", "CONFIRMED", "REJECTED", "CANCELLED"]
 TERMINAL: frozenset[str] = frozenset({"CONFIRMED", "REJECTED", "CANCELLED"})
 # Re-sends of a step's commands on timeout before the saga gives up on RESERVING. The wait doubles
-# each time (30 s, 60 s, ... by default), so a backlog is not mistaken for a lost reply.
+# each time (60 s, 120 s, ... by default), so a backlog is not mistaken for a lost reply.
 MAX_REDRIVES = 4
 HISTORY_LIMIT = 64
 

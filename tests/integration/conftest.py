@@ -68,7 +68,9 @@ class Stack:
             "ORDERSTREAM_APP_ID": f"os{n}-{os.getpid()}",
             "ORDERSTREAM_TOPIC_PREFIX": f"t{n}-{os.getpid()}-",
             "ORDERSTREAM_PARTITIONS": "4",
-            "ORDERSTREAM_SAGA_TIMEOUT_S": "20",
+            # Timeouts are a safety net: short ones re-drive orders that are merely queued
+            # behind a backlog (the chaos test builds one), adding load to a busy system.
+            "ORDERSTREAM_SAGA_TIMEOUT_S": "120",
             "ORDERSTREAM_SAGA_TIMEOUT_SCAN_S": "2",
         }
         self.env.update({f"ORDERSTREAM_{k.upper()}": str(v) for k, v in overrides.items()})

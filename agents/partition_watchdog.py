@@ -1,9 +1,9 @@
-"""Watchdog for a Faust bug: after a rebalance an assigned partition can stop being fetched and
-never start again (faust-streaming #629), so its records wait forever (or a standby replica
-never catches up). A partition with records
-waiting whose fetch position has not moved for four checks in a row, and that is not held back
-on purpose (its stream's buffer is full), is resumed and re-sought
-to where it stands (which restarts its fetching; records are never skipped)."""
+"""Watchdog for a Faust bug: after a rebalance a worker can stop fetching some or all of its
+partitions and never start again (faust-streaming #629), so their records wait forever (or a
+standby replica never catches up). When records are waiting on a partition whose fetch position
+has not moved for four checks in a row, and nothing holds it back on purpose (its stream's
+buffer full, a recovery running), the consumer's flow, the partition and the fetcher are resumed
+and the partition is re-sought to where it stands. Records are never skipped."""
 
 from __future__ import annotations
 
@@ -19,38 +19,58 @@ CHECKS = 4
 _still: dict[Any, tuple[int, int]] = {}  # partition -> (position, checks without progress)
 
 
+def _watched(consumer: Any) -> list[Any]:
+    """Input partitions, and the changelog partitions this worker keeps standby replicas of
+    (never its active tables' changelogs: it writes those and must not read them back)."""
+    standbys = set(app.assignor.assigned_standbys())
+    return [
+        tp for tp in consumer.assignment() if tp in standbys or not consumer._is_changelog_tp(tp)
+    ]
+
+
 @app.timer(interval=settings.partition_watchdog_s)
 async def resume_stalled_partitions() -> None:
     recovery = cast(Any, app.tables).recovery
     consumer = cast(Any, app.consumer)
-    if not recovery.completed.is_set() or recovery.in_recovery or not consumer.flow_active:
+    if not recovery.completed.is_set() or recovery.in_recovery:
         _still.clear()  # partitions are paused on purpose while tables recover
         return
-    # Input partitions, and the changelog partitions this worker keeps standby replicas of
-    # (never its active tables' changelogs: it writes those and must not read them back).
-    standbys = set(app.assignor.assigned_standbys())
-    tps = [
-        tp for tp in consumer.assignment() if tp in standbys or not consumer._is_changelog_tp(tp)
-    ]
+    tps = _watched(consumer)
     ends = await consumer.highwaters(*tps) if tps else {}
+    stalled = []
     for tp in tps:
         position = await consumer.position(tp)
         if position is None or position >= ends.get(tp, 0) or tp in consumer._buffered_partitions:
-            _still.pop(tp, None)  # nothing waiting, or paused on purpose: its stream is full
+            _still.pop(tp, None)  # nothing waiting, or held back on purpose: its stream is full
             continue
         last, count = _still.get(tp, (-1, 0))
-        count = count + 1 if position == last else 1
-        _still[tp] = (position, count)
-        if count >= CHECKS:
-            log.warning(
-                "partition %s stuck at %s with records up to %s: resuming it",
-                tp,
-                position,
-                ends[tp],
-            )
-            consumer.resume_partitions([tp])
-            await consumer.seek(tp, position)
-            metrics.partition_resumed()
-            _still.pop(tp)
+        _still[tp] = (position, count + 1 if position == last else 1)
+        if _still[tp][1] >= CHECKS:
+            stalled.append((tp, position))
     for tp in set(_still) - set(tps):
         _still.pop(tp)  # no longer ours
+    if stalled:
+        await _unstick(consumer, stalled, ends)
+
+
+async def _unstick(consumer: Any, stalled: list[tuple[Any, int]], ends: dict[Any, int]) -> None:
+    fetcher = cast(Any, app)._fetcher
+    log.warning(
+        "partitions not fetched: %s (flow active %s, flow control %s, fetcher stopping %s): "
+        "resuming them",
+        [f"{tp.topic}/{tp.partition}@{pos}<{ends[tp]}" for tp, pos in stalled],
+        consumer.flow_active,
+        app.flow_control.is_active(),
+        fetcher.should_stop,
+    )
+    app.flow_control.resume()
+    consumer.resume_flow()
+    consumer.resume_partitions([tp for tp, _ in stalled])
+    for tp, position in stalled:
+        await consumer.seek(tp, position)
+        metrics.partition_resumed()
+        _still.pop(tp, None)
+    if fetcher.should_stop:
+        await fetcher.restart()
+    else:
+        await fetcher.maybe_start()

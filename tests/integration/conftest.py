@@ -77,10 +77,17 @@ class Stack:
         self.settings = Settings(
             **{k.removeprefix("ORDERSTREAM_").lower(): v for k, v in self.env.items()}
         )
-        self.workers: list[WorkerProcess] = []
+        self.started: list[WorkerProcess] = []
         asyncio.run(ensure_topics(self.settings))
 
-    def worker(self, name: str = "w1", **env: object) -> WorkerProcess:
+    def workers(self, *names: str) -> list[WorkerProcess]:
+        """Start several workers at once, then wait for all: one rebalance, not one per worker."""
+        procs = [self.worker(name, wait=False) for name in names]
+        for proc in procs:
+            proc.wait_ready()
+        return procs
+
+    def worker(self, name: str = "w1", wait: bool = True, **env: object) -> WorkerProcess:
         """Start a real `faust worker` for this stack and wait until it is ready."""
         (port,) = free_ports(1)
         proc = WorkerProcess(
@@ -91,12 +98,13 @@ class Stack:
             log_path=self.dir / f"{name}.log",
         )
         proc.start()
-        self.workers.append(proc)
-        proc.wait_ready()
+        self.started.append(proc)
+        if wait:
+            proc.wait_ready()
         return proc
 
     def stop(self) -> None:
-        for proc in self.workers:
+        for proc in self.started:
             proc.kill()
 
 

@@ -80,7 +80,7 @@ def out_of_order_count(*workers: Any) -> float:
 def test_read_models_agree_across_workers_and_with_a_replay(stack: type[Stack]) -> None:
     # Given two workers sharing the partitions
     s = stack()
-    w1, w2 = s.worker("w1"), s.worker("w2")
+    w1, w2 = s.workers("w1", "w2")
 
     # When orders flow in two runs, a moment apart
     first = asyncio.run(demo.run(s.settings, 500, quiet=True, seed=1))

@@ -159,7 +159,7 @@ def test_worker_with_a_wrong_password_is_refused(sasl: SaslBroker) -> None:
     )
     # When a worker starts with a wrong password
     worker.start()
-    s.workers.append(worker)
+    s.started.append(worker)
     assert worker.proc is not None and worker.log_path is not None
     deadline = time.monotonic() + REFUSAL_WAIT_S
     became_ready = False

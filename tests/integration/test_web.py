@@ -150,7 +150,7 @@ def test_readyz_answers_503_until_tables_are_recovered(stack: type[Stack]) -> No
     s = stack()
     (port,) = free_ports(1)
     w = WorkerProcess("w1", s.dir / "w1", port, env=s.env, log_path=s.dir / "w1.log")
-    s.workers.append(w)
+    s.started.append(w)
     w.start()
     # When /readyz is polled from the first answer on
     seen: list[int] = []

@@ -2,8 +2,8 @@
 partitions and never start again (faust-streaming #629), so their records wait forever (or a
 standby replica never catches up). When records are waiting on a partition whose fetch position
 has not moved for four checks in a row, and nothing holds it back on purpose (its stream's
-buffer full, a recovery running), the consumer's flow, the partition and the fetcher are resumed
-and the partition is re-sought to where it stands. Records are never skipped."""
+buffer full, a recovery running), the consumer's flow, the partition and the fetcher are resumed.
+Offsets are left alone, so no record is skipped or re-read."""
 
 from __future__ import annotations
 
@@ -66,8 +66,7 @@ async def _unstick(consumer: Any, stalled: list[tuple[Any, int]], ends: dict[Any
     app.flow_control.resume()
     consumer.resume_flow()
     consumer.resume_partitions([tp for tp, _ in stalled])
-    for tp, position in stalled:
-        await consumer.seek(tp, position)
+    for tp, _ in stalled:  # no seek: offsets and commits stay as Faust keeps them
         metrics.partition_resumed()
         _still.pop(tp, None)
     if fetcher.should_stop:

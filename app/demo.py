@@ -193,7 +193,7 @@ async def run(
 
 
 async def _settled_report(
-    settings: Settings, scenario: Scenario, wanted: set[str], timeout_s: float = 60.0
+    settings: Settings, scenario: Scenario, wanted: set[str], timeout_s: float = 180.0
 ) -> RunReport:
     """Collect once the holds of this run are all committed or released (commands in flight)."""
     products = set(scenario.restocks)

@@ -20,7 +20,7 @@ def test_workers_ride_out_a_broker_outage_and_a_broker_crash(
     stack: type[Stack], kafka: LocalBroker
 ) -> None:
     s = stack()
-    workers = [s.worker("w1"), s.worker("w2")]
+    workers = s.workers("w1", "w2")
     outages: list[str] = []
 
     async def faults() -> None:

@@ -179,7 +179,7 @@ def test_every_dashboard_and_alert_expression_has_data(
 ) -> None:
     # Given two workers scraped every second by a real Prometheus with the shipped config
     s = stack(metrics_refresh_s=1)
-    workers = [s.worker("w1"), s.worker("w2")]
+    workers = s.workers("w1", "w2")
     config = render_config(workers, tmp_path)
     checked = promtool("check", "config", str(config))
     assert checked.returncode == 0, checked.stdout + checked.stderr

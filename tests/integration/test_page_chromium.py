@@ -79,7 +79,7 @@ def test_page_shows_stock_and_latest_orders_from_both_workers(
 ) -> None:
     # Given two workers, three products and orders that end each way
     s = stack(admin_token=TOKEN)
-    w1, w2 = s.worker("w1"), s.worker("w2")
+    w1, w2 = s.workers("w1", "w2")
     eventually(lambda: get(w1, "/readyz").status == 200, what="w1 ready after the rebalance")
     skus = ["PAGE-A", "PAGE-B", "PAGE-C"]
     for sku in skus:

@@ -88,7 +88,7 @@ def _failover(stack: type[Stack], standby: int) -> tuple[float, int]:
     and the changelog records the survivor had to replay to get there."""
     s = stack(table_standby_replicas=standby)
     asyncio.run(_preload(s))
-    w1, w2 = s.worker("w1"), s.worker("w2")
+    w1, w2 = s.workers("w1", "w2")
     time.sleep(30)  # standby replicas catch up with the changelogs (a no-op without them)
     killed = time.time()
     w1.kill()

@@ -62,8 +62,10 @@ def test_each_order_is_one_trace_with_every_hop(stack: type[Stack]) -> None:
     # Given two workers exporting their spans to files
     s = stack()
     files = [s.dir / f"{name}-spans.jsonl" for name in ("w1", "w2")]
-    w1 = s.worker("w1", otel_exporter="file", otel_file=files[0])
-    s.worker("w2", otel_exporter="file", otel_file=files[1])
+    w1 = s.worker("w1", wait=False, otel_exporter="file", otel_file=files[0])
+    w2 = s.worker("w2", wait=False, otel_exporter="file", otel_file=files[1])
+    w1.wait_ready()  # started together: one rebalance, not one per worker
+    w2.wait_ready()
     run = int(time.time())
     orders = [f"tr-{run}-{n}" for n in range(4)]
     for n in range(len(orders)):

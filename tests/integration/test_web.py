@@ -183,8 +183,7 @@ def _ids_over_all_partitions(per_partition: int) -> list[str]:
 def test_two_workers_answer_every_key_from_either_worker(stack: type[Stack]) -> None:
     # Given two workers sharing the four partitions, and products spread over the partitions
     s = stack(admin_token=TOKEN)
-    w1 = s.worker("w1")
-    w2 = s.worker("w2")
+    w1, w2 = s.workers("w1", "w2")
     eventually(lambda: get(w1, "/readyz").status == 200, what="w1 ready after the rebalance")
     skus = [f"RT-{n:02d}" for n in range(12)]
     for n, sku in enumerate(skus):

@@ -22,7 +22,7 @@ from app.topics import registry
 from tests.integration.conftest import REPO, Stack
 from tests.integration.webclient import eventually, get
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 
 def expected_sales(*runs: demo.DemoResult) -> Counter[str]:
@@ -83,11 +83,11 @@ def test_read_models_agree_across_workers_and_with_a_replay(stack: type[Stack]) 
     w1, w2 = s.workers("w1", "w2")
 
     # When orders flow in two runs, a moment apart
-    first = asyncio.run(demo.run(s.settings, 500, quiet=True, seed=1))
+    first = s.run_orders(500, quiet=True, seed=1)
     time.sleep(1.5)
     cut = utcnow()
     time.sleep(1.5)
-    second = asyncio.run(demo.run(s.settings, 300, quiet=True, seed=2))
+    second = s.run_orders(300, quiet=True, seed=2)
     assert first.problems == [] and second.problems == [], demo.summary(second)
 
     # Then each product's sales add up to what the confirmed orders bought, on both workers

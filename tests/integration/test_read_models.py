@@ -77,7 +77,8 @@ def out_of_order_count(*workers: Any) -> float:
     return total
 
 
-def test_read_models_agree_across_workers_and_with_a_replay(stack: type[Stack]) -> None:
+def test_read_models_agree_across_workers_and_with_a_replay(own_stack: type[Stack]) -> None:
+    stack = own_stack
     # Given two workers sharing the partitions
     s = stack()
     w1, w2 = s.workers("w1", "w2")

@@ -102,7 +102,8 @@ def _failover(stack: type[Stack], standby: int) -> tuple[float, int]:
     raise AssertionError("the survivor never took over")
 
 
-def test_standby_replicas_make_failover_faster(stack: type[Stack]) -> None:
+def test_standby_replicas_make_failover_faster(own_stack: type[Stack]) -> None:
+    stack = own_stack
     without_s, without_n = _failover(stack, standby=0)
     with_s, with_n = _failover(stack, standby=1)
     print(

@@ -58,7 +58,8 @@ def order(order_id: str, n: int) -> dict[str, Any]:
     }
 
 
-def test_each_order_is_one_trace_with_every_hop(stack: type[Stack]) -> None:
+def test_each_order_is_one_trace_with_every_hop(own_stack: type[Stack]) -> None:
+    stack = own_stack
     # Given two workers exporting their spans to files
     s = stack()
     files = [s.dir / f"{name}-spans.jsonl" for name in ("w1", "w2")]

@@ -90,44 +90,34 @@ class OrderState(BaseModel):
 # --- the commands and events the saga emits (ids are deterministic: a re-send is a duplicate) ---
 
 
-def _line(state: OrderState, line: Line) -> StockLine:
-    return StockLine(orderId=state.orderId, productId=line.productId, quantity=line.quantity)
+def _stock_commands(
+    cls: type[ReserveStock | ReleaseStock | CommitStock],
+    state: OrderState,
+    lines: list[Line],
+    cause: str,
+) -> list[Event]:
+    """One command per line; its id is the same every time, so a re-send is a duplicate."""
+    return [
+        cls(
+            eventId=event_id(cls.__name__, state.orderId, ln.productId),
+            timestamp=utcnow(),
+            causationId=cause,
+            data=StockLine(orderId=state.orderId, productId=ln.productId, quantity=ln.quantity),
+        )
+        for ln in lines
+    ]
 
 
 def _reserve(state: OrderState, lines: list[Line], cause: str) -> list[Event]:
-    return [
-        ReserveStock(
-            eventId=event_id("ReserveStock", state.orderId, ln.productId),
-            timestamp=utcnow(),
-            causationId=cause,
-            data=_line(state, ln),
-        )
-        for ln in lines
-    ]
+    return _stock_commands(ReserveStock, state, lines, cause)
 
 
 def _release(state: OrderState, lines: list[Line], cause: str) -> list[Event]:
-    return [
-        ReleaseStock(
-            eventId=event_id("ReleaseStock", state.orderId, ln.productId),
-            timestamp=utcnow(),
-            causationId=cause,
-            data=_line(state, ln),
-        )
-        for ln in lines
-    ]
+    return _stock_commands(ReleaseStock, state, lines, cause)
 
 
 def _commit(state: OrderState, cause: str) -> list[Event]:
-    return [
-        CommitStock(
-            eventId=event_id("CommitStock", state.orderId, ln.productId),
-            timestamp=utcnow(),
-            causationId=cause,
-            data=_line(state, ln),
-        )
-        for ln in state.lines
-    ]
+    return _stock_commands(CommitStock, state, state.lines, cause)
 
 
 def _pay(state: OrderState, cause: str) -> PaymentRequested:

@@ -21,8 +21,8 @@ from tests.integration.test_pipeline import _assert_run_correct
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-ORDERS = 30_000
-RATE = 250.0  # orders/s offered: the run lasts ~2 minutes, time for many crashes
+ORDERS = 20_000
+RATE = 200.0  # orders/s offered: the run lasts ~2 minutes, time for many crashes
 
 
 def _log_size(proc: WorkerProcess) -> int:
@@ -47,14 +47,15 @@ def _kill_during_recovery(proc: WorkerProcess) -> bool:
     raise AssertionError("the worker never began recovery")
 
 
-def test_kill_minus_nine_under_load_loses_nothing(stack: type[Stack]) -> None:
+def test_kill_minus_nine_under_load_loses_nothing(own_stack: type[Stack]) -> None:
+    stack = own_stack
     s = stack()
     workers = s.workers("w1", "w2")
     kills: list[str] = []
 
     async def chaos() -> None:
         await asyncio.sleep(6)
-        for n in range(7):
+        for n in range(6):
             victim = workers[n % 2]
             await asyncio.to_thread(victim.kill)
             if n == 2:  # come back with no local state: rebuild everything from changelogs
@@ -83,7 +84,7 @@ def test_kill_minus_nine_under_load_loses_nothing(stack: type[Stack]) -> None:
     # Then: nothing lost, nothing doubled, stock conserved
     _assert_run_correct(result)
     assert all(len(c) == 1 for c in result.report.charges.values())
-    assert sum(k.endswith("killed") or "wiped" in k or "recovery" in k for k in kills) >= 7
+    assert sum(k.endswith("killed") or "wiped" in k or "recovery" in k for k in kills) >= 6
 
     # And the consumer lag drains to zero within a bounded time
     drained_at = None

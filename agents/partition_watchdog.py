@@ -3,7 +3,13 @@ partitions and never start again (faust-streaming #629), so their records wait f
 standby replica never catches up). When records are waiting on a partition whose fetch position
 has not moved for four checks in a row, and nothing holds it back on purpose (its stream's
 buffer full, a recovery running), the consumer's flow, the partition and the fetcher are resumed.
-Offsets are left alone, so no record is skipped or re-read."""
+Offsets are left alone, so no record is skipped or re-read.
+
+It also repairs holes (app/faust_patches.py): records Faust fetched but never handed to an
+agent, which it would otherwise commit over. When the oldest acknowledged offset of a partition
+stays past its committed offset for four checks (or at once, when the jump that made the hole
+was seen), the consumer is sought back to its committed offsets and reads the hole again
+(handlers are idempotent: what was applied before is recognised)."""
 
 from __future__ import annotations
 
@@ -12,11 +18,13 @@ from typing import Any, cast
 
 from app import metrics
 from app.application import app, settings
+from app.faust_patches import hole, reported
 
 log = logging.getLogger(__name__)
 
 CHECKS = 4
 _still: dict[Any, tuple[int, int]] = {}  # partition -> (position, checks without progress)
+_holes: dict[Any, tuple[tuple[int, int], int]] = {}  # partition -> (hole, checks seen)
 
 
 def _watched(consumer: Any) -> list[Any]:
@@ -34,7 +42,9 @@ async def resume_stalled_partitions() -> None:
     consumer = cast(Any, app.consumer)
     if not recovery.completed.is_set() or recovery.in_recovery:
         _still.clear()  # partitions are paused on purpose while tables recover
+        _holes.clear()
         return
+    await _repair_holes(consumer)
     tps = _watched(consumer)
     ends = await consumer.highwaters(*tps) if tps else {}
     stalled = []
@@ -73,3 +83,29 @@ async def _unstick(consumer: Any, stalled: list[tuple[Any, int]], ends: dict[Any
         await fetcher.restart()
     else:
         await fetcher.maybe_start()
+
+
+async def _repair_holes(consumer: Any) -> None:
+    found: dict[Any, tuple[tuple[int, int], int]] = {}
+    for tp in list(consumer._acked):
+        gap = hole(consumer, tp)
+        if gap is not None:
+            seen, count = _holes.get(tp, (gap, 0))
+            found[tp] = (gap, count + 1 if seen == gap else 1)
+    _holes.clear()
+    _holes.update(found)
+    stuck = {tp: gap for tp, (gap, count) in found.items() if count >= CHECKS or tp in reported}
+    reported.clear()
+    if not stuck:
+        return
+    log.warning(
+        "records skipped by the consumer: %s: seeking back to the committed offsets",
+        [f"{tp.topic}/{tp.partition}@{c}..{a - 1}" for tp, (c, a) in stuck.items()],
+    )
+    consumer.stop_flow()  # the fetch loop leaves its batch; nothing is handed on meanwhile
+    await consumer.wait_for_stopped_flow()
+    await consumer.perform_seek()
+    consumer.resume_flow()
+    for tp in stuck:
+        metrics.hole_repaired()
+        _holes.pop(tp, None)

@@ -1,22 +1,36 @@
 """Saga deadlines: a timer that turns each passed deadline into a SagaTimedOut event.
 
 Tables change only inside stream processing, so the timer only sends; the saga agent decides.
+The deadline index is in memory: it is rebuilt from the orders table after every rebalance
+(partitions come and go, and a table is empty until its recovery from the changelog is done).
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any, cast
 
 from app.application import app, publish, settings
 from app.domain.saga import timeout_event
+from app.web.health import is_ready
 from tables.orders import open_deadlines, scan_open_orders
 
 _state = {"scanned": False}
 
 
+async def _rescan_after_rebalance(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+    _state["scanned"] = False
+
+
+cast(Any, app.on_rebalance_complete).connect(_rescan_after_rebalance)
+
+
 @app.timer(interval=settings.saga_timeout_scan_s)
 async def fire_saga_timeouts() -> None:
-    if not _state["scanned"]:  # after a (re)start, orders left open by the last run
+    if not _state["scanned"]:
+        if not is_ready():  # a scan before recovery ends would miss the orders still replaying
+            return
+        open_deadlines.clear()  # revoked partitions' orders belong to another worker now
         scan_open_orders()
         _state["scanned"] = True
     now = time.time()

@@ -11,13 +11,14 @@ import mode.loop
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import REGISTRY
 
-from app import tracing
+from app import faust_patches, tracing
 from app.events import Event, encode
 from app.kafka_auth import broker_credentials
 from app.settings import get_settings
 from app.topics import registry, route
 
 settings = get_settings()
+faust_patches.apply()
 if settings.event_loop != "aio":
     mode.loop.use(settings.event_loop)  # before Faust makes its loop: uvloop is ~2x faster I/O
 

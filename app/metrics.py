@@ -79,6 +79,14 @@ PARTITIONS_RESUMED = Counter(
     "orderstream_partitions_resumed",
     "Assigned partitions Faust had stopped fetching, resumed by the watchdog (faust #629).",
 )
+RECORDS_SKIPPED = Counter(
+    "orderstream_records_undelivered",
+    "Input records Faust fetched but never handed to an agent; read again, not lost.",
+)
+HOLES_REPAIRED = Counter(
+    "orderstream_commit_holes_repaired",
+    "Times the watchdog sought partitions back to their committed offsets over a hole.",
+)
 WORKER_READY = Gauge("orderstream_worker_ready", "1 once this worker's tables are recovered.")
 
 # Known label values start at 0, so rates and alerts have a series before the first event.
@@ -135,6 +143,14 @@ def out_of_order(agent: str, event_type: str) -> None:
 
 def partition_resumed() -> None:
     PARTITIONS_RESUMED.inc()
+
+
+def records_skipped(n: int) -> None:
+    RECORDS_SKIPPED.inc(n)
+
+
+def hole_repaired() -> None:
+    HOLES_REPAIRED.inc()
 
 
 def worker_ready(ready: bool) -> None:

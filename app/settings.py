@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     producer_linger_ms: int = 5
     # A crashed worker's partitions move after this long without heartbeats.
     session_timeout_s: float = 10.0
-    partition_watchdog_s: float = 5.0  # see agents/partition_watchdog.py
+    partition_watchdog_s: float = 2.0  # see agents/partition_watchdog.py
 
     # --- topics (names and configs; see app/topics.py) -------------------
     topic_prefix: str = ""

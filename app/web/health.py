@@ -29,8 +29,22 @@ class Healthz(View):
         return self.json({"status": "alive"})
 
 
+def recovery_status() -> dict[str, int | None]:
+    """Changelog records still to read: for the active partitions (before serving) and for the
+    standby replicas (how far behind a failover to this worker would start; None until the
+    replicas' end offsets are known)."""
+    recovery = cast(Any, app.tables).recovery
+    standbys = set(recovery.standby_tps)
+    known = standbys <= set(recovery.standby_highwaters)
+    return {
+        "active_remaining": int(recovery.active_remaining_total()),
+        "standby_partitions": len(standbys),
+        "standby_remaining": int(recovery.standby_remaining_total()) if known else None,
+    }
+
+
 @app.page("/readyz")
 class Readyz(View):
     async def get(self, request: Request) -> Response:
         ready = is_ready()
-        return self.json({"ready": ready}, status=200 if ready else 503)
+        return self.json({"ready": ready, **recovery_status()}, status=200 if ready else 503)

@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Per pytest process, so two sessions on one machine never share a broker or a data dir.
 RUN_DIR = REPO / "var" / "test-run" / str(os.getpid())
 _counter = itertools.count(1)
+_LOG_LINES = 60  # of each worker's log, shown when a test fails
 
 
 def free_ports(count: int) -> list[int]:
@@ -142,8 +143,26 @@ class Stack:
             proc.kill()
 
 
+def _log_digest(log: Path) -> str:
+    """The warnings, errors and last lines of a worker's log: what CI shows of a failure."""
+    lines = log.read_text(errors="replace").splitlines()
+    notable = [ln for ln in lines if "[WARNING]" in ln or "[ERROR]" in ln]
+    return "\n".join([*notable[-_LOG_LINES:], "...", *lines[-10:]])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed and call.when == "call":
+        for s in getattr(item, "_stacks_made", []):
+            for log in sorted(s.dir.glob("*.log")):
+                report.sections.append((f"worker log {log.name} ({log})", _log_digest(log)))
+    return report
+
+
 def _stacks(broker: LocalBroker, request: pytest.FixtureRequest) -> Iterator[Callable[..., Stack]]:
     made: list[Stack] = []
+    request.node._stacks_made = made  # for the failure report
 
     def make(**overrides: object) -> Stack:
         s = Stack(broker, request.node.name[:40], **overrides)

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 from app.domain.inventory import ProductStock
 from app.topics import changelog_topic
 from tests.integration.conftest import Stack
+from tests.integration.webclient import eventually, get
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -83,13 +84,21 @@ def _replayed(log: Path, after: float) -> int:
     return sum(h - max(begins.get(tp, -1), -1) for tp, h in tops.items() if h >= 0)
 
 
+def _standby_caught_up(port: int) -> bool:
+    status = get(port, "/readyz").json
+    return bool(status["standby_partitions"] and status["standby_remaining"] == 0)
+
+
 def _failover(stack: type[Stack], standby: int) -> tuple[float, int]:
     """Seconds from kill -9 of one of two workers to the survivor serving every partition,
     and the changelog records the survivor had to replay to get there."""
     s = stack(table_standby_replicas=standby)
     asyncio.run(_preload(s))
     w1, w2 = s.workers("w1", "w2")
-    time.sleep(30)  # standby replicas catch up with the changelogs (a no-op without them)
+    if standby:  # the survivor's replicas have read the changelogs up to their ends
+        eventually(lambda: _standby_caught_up(w2.web_port), 240, "standby replicas caught up")
+    else:
+        eventually(lambda: get(w2, "/readyz").status == 200, 120, "w2 ready")
     killed = time.time()
     w1.kill()
     assert w2.log_path is not None

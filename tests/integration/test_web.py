@@ -138,7 +138,9 @@ def test_order_service_read_models_and_errors(stack: type[Stack]) -> None:
 
     # Health and metrics are served too
     assert get(w, "/healthz").json == {"status": "alive"}
-    assert get(w, "/readyz").json == {"ready": True}
+    ready = get(w, "/readyz").json
+    assert ready["ready"] is True and ready["active_remaining"] == 0, ready
+    assert ready["standby_partitions"] == 0, ready  # one worker: nobody to be a replica for
     metrics = get(w, "/metrics").text
     assert 'orderstream_orders_settled_total{status="CONFIRMED"} 1.0' in metrics
     assert 'orderstream_payments_total{outcome="failed"} 1.0' in metrics

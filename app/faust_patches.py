@@ -1,0 +1,69 @@
+"""A fix for a Faust behaviour that loses records: offsets it never delivered count as done.
+
+When a record arrives more than one offset after the last one Faust read from its partition,
+faust-streaming (0.15) assumes the offsets in between do not exist (compaction, transaction
+markers) and marks them acknowledged, so the next commit moves past them; and a commit may
+start one offset past the committed one. Our input topics are neither compacted nor
+transactional: such a jump means records were fetched but never handed to an agent (seen after
+a kill -9 and a restart under load: the orders in between never got a saga). So the jump is
+logged and counted instead, the commit stops before the hole, and the partition watchdog seeks
+the consumer back to the committed offset: the records are read again (at-least-once; every
+handler is idempotent) instead of lost."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from faust.transport.consumer import Consumer
+
+from app import metrics
+
+log = logging.getLogger(__name__)
+
+#: Partitions where a jump was seen: the watchdog repairs their hole at its next check.
+reported: set[Any] = set()
+
+
+async def _report_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
+    committed = self._committed_offset.get(tp)
+    first = offset_from if committed is None else max(offset_from, committed)
+    if first <= offset_to - 1:
+        reported.add(tp)
+        metrics.records_skipped(offset_to - first)
+        log.warning(
+            "%s/%d: offsets %d..%d were fetched but not delivered; left uncommitted, to be "
+            "read again",
+            tp.topic,
+            tp.partition,
+            first,
+            offset_to - 1,
+        )
+
+
+_faust_new_offset = Consumer._new_offset
+
+
+def _new_offset(self: Any, tp: Any) -> int | None:
+    """Faust's next commit for `tp`, but never over a hole: Faust lets the first acknowledged
+    offset be one past the committed one, which would commit over a single lost record."""
+    acked = self._acked[tp]
+    committed = self._committed_offset.get(tp)
+    if acked and committed is not None and min(acked) > committed:
+        return None
+    result: int | None = _faust_new_offset(self, tp)
+    return result
+
+
+def hole(consumer: Any, tp: Any) -> tuple[int, int] | None:
+    """(committed offset, first acknowledged offset) when records between them were skipped."""
+    acked = consumer._acked.get(tp)
+    committed = consumer._committed_offset.get(tp)
+    if acked and committed is not None and min(acked) > committed:
+        return committed, min(acked)
+    return None
+
+
+def apply() -> None:
+    Consumer._add_gap = _report_gap  # type: ignore[method-assign]
+    Consumer._new_offset = _new_offset  # type: ignore[method-assign]

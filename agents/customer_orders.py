@@ -22,7 +22,7 @@ ACCEPT = accepted_types("order_status")
 async def customer_orders_agent(stream: Any) -> None:
     async for event in stream.events():
         with traced(event, "customer-orders"):
-            await guarded(event, partial(_handle, event))
+            await guarded("customer_orders", event, partial(_handle, event))
 
 
 async def _handle(event: Any) -> None:

@@ -22,7 +22,7 @@ ACCEPT = accepted_types("inventory_requests", "stock_adjustments")
 async def inventory_agent(stream: Any) -> None:
     async for event in stream.events():
         with traced(event, "inventory"):
-            await guarded(event, partial(_handle, event))
+            await guarded("inventory", event, partial(_handle, event))
 
 
 async def _handle(event: Any) -> None:

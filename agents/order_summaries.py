@@ -23,7 +23,7 @@ ACCEPT = accepted_types("order_status")
 async def order_summaries_agent(stream: Any) -> None:
     async for event in stream.events():
         with traced(event, "order-summaries"):
-            await guarded(event, partial(_handle, event))
+            await guarded("order_summaries", event, partial(_handle, event))
 
 
 async def _handle(event: Any) -> None:

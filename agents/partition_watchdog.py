@@ -7,7 +7,7 @@ Offsets are left alone, so no record is skipped or re-read.
 
 It also repairs holes (app/faust_patches.py): records Faust fetched but never handed to an
 agent, which it would otherwise commit over. When the oldest acknowledged offset of a partition
-stays past its committed offset for four checks (or at once, when the jump that made the hole
+stays past its committed offset for two checks (or at once, when the jump that made the hole
 was seen), the consumer is sought back to its committed offsets and reads the hole again
 (handlers are idempotent: what was applied before is recognised)."""
 
@@ -23,6 +23,7 @@ from app.faust_patches import hole, reported
 log = logging.getLogger(__name__)
 
 CHECKS = 4
+HOLE_CHECKS = 2  # records after a hole wait unapplied (app/delivery.py): repair it soon
 _still: dict[Any, tuple[int, int]] = {}  # partition -> (position, checks without progress)
 _holes: dict[Any, tuple[tuple[int, int], int]] = {}  # partition -> (hole, checks seen)
 
@@ -94,7 +95,8 @@ async def _repair_holes(consumer: Any) -> None:
             found[tp] = (gap, count + 1 if seen == gap else 1)
     _holes.clear()
     _holes.update(found)
-    stuck = {tp: gap for tp, (gap, count) in found.items() if count >= CHECKS or tp in reported}
+    due = {tp for tp, (_, count) in found.items() if count >= HOLE_CHECKS or tp in reported}
+    stuck = {tp: found[tp][0] for tp in due}
     reported.clear()
     if not stuck:
         return

@@ -27,7 +27,7 @@ gateway: PaymentGateway = SimulatedGateway(
 async def payment_agent(stream: Any) -> None:
     async for event in stream.events():
         with traced(event, "payment"):
-            await guarded(event, partial(_handle, event))
+            await guarded("payment", event, partial(_handle, event))
 
 
 async def _handle(event: Any) -> None:

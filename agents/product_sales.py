@@ -23,7 +23,7 @@ ACCEPT = accepted_types("order_status")
 async def product_sales_agent(stream: Any) -> None:
     async for event in stream.events():
         with traced(event, "product-sales"):
-            await guarded(event, partial(_handle, event))
+            await guarded("product_sales", event, partial(_handle, event))
 
 
 async def _handle(event: Any) -> None:

@@ -27,7 +27,7 @@ ACCEPT = accepted_types(*ROLES)
 async def saga_agent(stream: Any) -> None:
     async for event in stream.events():
         with traced(event, "saga"):
-            await guarded(event, partial(_handle, event))
+            await guarded("saga", event, partial(_handle, event))
 
 
 async def _handle(event: Any) -> None:

@@ -65,12 +65,16 @@ async def dead_letter(event: Any, kind: str, message: str) -> None:
     tracing.mark_failed(kind, message)
 
 
-async def guarded(event: Any, handle: Callable[[], Awaitable[None]]) -> None:
-    """Run one event's handler; any failure parks the event as a dead letter instead of
-    stopping the agent (a worker never dies of one bad message)."""
+async def guarded(agent: str, event: Any, handle: Callable[[], Awaitable[None]]) -> None:
+    """Run one event's handler, in partition order (app/delivery.py); any failure parks the
+    event as a dead letter instead of stopping the agent (a worker never dies of one bad
+    message)."""
+    from app.delivery import in_order
     from app.domain.common import RuleViolation
     from app.errors import EventError
 
+    if not in_order(agent, event.message):
+        return
     try:
         await handle()
     except (EventError, RuleViolation) as exc:

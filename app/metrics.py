@@ -83,6 +83,11 @@ RECORDS_SKIPPED = Counter(
     "orderstream_records_undelivered",
     "Input records Faust fetched but never handed to an agent; read again, not lost.",
 )
+RECORDS_DEFERRED = Counter(
+    "orderstream_records_deferred",
+    "Records an agent did not apply because records before them were missing (read again).",
+    ["agent"],
+)
 HOLES_REPAIRED = Counter(
     "orderstream_commit_holes_repaired",
     "Times the watchdog sought partitions back to their committed offsets over a hole.",
@@ -147,6 +152,10 @@ def partition_resumed() -> None:
 
 def records_skipped(n: int) -> None:
     RECORDS_SKIPPED.inc(n)
+
+
+def record_deferred(agent: str) -> None:
+    RECORDS_DEFERRED.labels(agent).inc()
 
 
 def hole_repaired() -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from faust.types import TP
@@ -54,3 +55,34 @@ def test_applied_to_faust() -> None:
 
     assert Consumer._add_gap is faust_patches._report_gap
     assert Consumer._new_offset is faust_patches._new_offset
+
+
+class _SlowChannel:
+    """Hands a record to 'Kafka' after `delay_s` (a busy event loop, a full producer)."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.published: list[int] = []
+
+    async def publish_message(self, fut: Any, wait: bool = False) -> None:
+        await asyncio.sleep(self.delay_s)
+        self.published.append(fut.n)
+
+
+async def test_the_flush_before_a_commit_waits_for_every_table_write() -> None:
+    from faust.transport.producer import ProducerBuffer
+
+    import app.application  # noqa: F401  (applies the patches)
+
+    buffer = ProducerBuffer()
+    buffer.app = cast(Any, SimpleNamespace(conf=SimpleNamespace(producer_threaded=False)))
+    channel = _SlowChannel(delay_s=0.15)  # slower than Faust's 0.1 s patience
+    await buffer.start()
+    try:
+        for n in range(3):
+            buffer.put(cast(Any, SimpleNamespace(n=n, message=SimpleNamespace(channel=channel))))
+        await buffer.flush()
+        # Faust's own flush returned after the first 0.1 s without a record sent
+        assert channel.published == [0, 1, 2]
+    finally:
+        await buffer.stop()

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from app import metrics
 from app.application import app, settings
+from app.delivery import deferring
 from app.faust_patches import hole, reported
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,10 @@ async def resume_stalled_partitions() -> None:
     await _repair_holes(consumer)
     tps = _watched(consumer)
     ends = await consumer.highwaters(*tps) if tps else {}
+    positions = await _positions(consumer, tps)
     stalled = []
     for tp in tps:
-        position = await consumer.position(tp)
+        position = positions.get(tp)
         if position is None or position >= ends.get(tp, 0) or tp in consumer._buffered_partitions:
             _still.pop(tp, None)  # nothing waiting, or held back on purpose: its stream is full
             continue
@@ -62,6 +64,21 @@ async def resume_stalled_partitions() -> None:
         _still.pop(tp)  # no longer ours
     if stalled:
         await _unstick(consumer, stalled, ends)
+
+
+async def _positions(consumer: Any, tps: list[Any]) -> dict[Any, int | None]:
+    """Fetch positions of `tps`, in one hop to the consumer's thread (one per partition made
+    the check take seconds on a busy worker)."""
+    thread = getattr(consumer, "_thread", None)
+    if thread is None:
+        return {tp: await consumer.position(tp) for tp in tps}
+
+    async def read() -> dict[Any, int | None]:
+        kafka = thread._ensure_consumer()
+        return {tp: await kafka.position(tp) for tp in tps}
+
+    result: dict[Any, int | None] = await thread.call_thread(read)
+    return result
 
 
 async def _unstick(consumer: Any, stalled: list[tuple[Any, int]], ends: dict[Any, int]) -> None:
@@ -97,17 +114,21 @@ async def _repair_holes(consumer: Any) -> None:
     _holes.update(found)
     due = {tp for tp, (_, count) in found.items() if count >= HOLE_CHECKS or tp in reported}
     stuck = {tp: found[tp][0] for tp in due}
+    deferred = set(deferring)
     reported.clear()
-    if not stuck:
+    deferring.clear()
+    if not stuck and not deferred:
         return
     log.warning(
-        "records skipped by the consumer: %s: seeking back to the committed offsets",
+        "records skipped by the consumer: %s, deferred by agents: %s: seeking back to the "
+        "committed offsets",
         [f"{tp.topic}/{tp.partition}@{c}..{a - 1}" for tp, (c, a) in stuck.items()],
+        sorted(f"{tp.topic}/{tp.partition}" for tp in deferred),
     )
     consumer.stop_flow()  # the fetch loop leaves its batch; nothing is handed on meanwhile
     await consumer.wait_for_stopped_flow()
     await consumer.perform_seek()
     consumer.resume_flow()
-    for tp in stuck:
+    for tp in set(stuck) | deferred:
         metrics.hole_repaired()
         _holes.pop(tp, None)

@@ -6,15 +6,20 @@ applies a partition's records in offset order. Faust can hand a record over afte
 some before it (records fetched but never delivered, see app/faust_patches.py); applied then,
 it would raise the watermark over the skipped ones, which would later pass for duplicates.
 
-So each agent tracks, per partition, the next offset it expects. A record past it is not
-applied (it stays uncommitted: the commit stops at the hole, and the partition watchdog seeks
-back, so it comes again, in order). A record before it is a re-read after a seek: the handler
-runs and the watermark tells whether it was applied."""
+So each agent tracks, per partition, the next offset it expects. A record past it is deferred:
+not applied and not acknowledged, so the commit cannot pass it, and the partition is marked for
+the watchdog, which seeks the consumer back to its committed offsets: the records come again,
+in order. A record before the expected offset is a re-read after such a seek: the handler runs
+and the watermark tells whether it was applied. The committed offset is the floor of what is
+expected (everything before it was handled), which also covers partitions that come back after
+another worker had them."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any, cast
+
+from faust.types.tuples import ack_lock
 
 from app import metrics
 from app.application import app
@@ -23,36 +28,51 @@ log = logging.getLogger(__name__)
 
 _next: dict[tuple[str, Any], int] = {}  # (agent, topic-partition) -> next offset to apply
 _told: dict[tuple[str, Any], int] = {}  # the hole last logged per key (one line per hole)
+#: Partitions where an agent deferred a record: the watchdog seeks them back.
+deferring: set[Any] = set()
 
 
-def forget() -> None:
-    """After partitions move: the offsets a partition resumes from are the committed ones."""
-    _next.clear()
-    _told.clear()
+def forget(tps: Any = None) -> None:
+    """Drop what is known of these partitions (all, by default)."""
+    for store in (_next, _told):
+        for key in [k for k in store if tps is None or k[1] in tps]:
+            del store[key]
+    deferring.difference_update(deferring if tps is None else set(tps))
 
 
-async def _on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
-    forget()
+async def _on_revoked(sender: Any, revoked: Any = None, *args: Any, **kwargs: Any) -> None:
+    forget(set(revoked or ()))
 
 
 cast(Any, app.on_partitions_revoked).connect(_on_revoked)
+
+
+def _defer(message: Any) -> None:
+    """Keep the record out of the commit: Faust will neither acknowledge it nor wait for it."""
+    consumer = cast(Any, app.consumer)
+    with ack_lock:
+        message.acked = True
+    consumer._unacked_messages.discard(message)
 
 
 def in_order(agent: str, message: Any) -> bool:
     """Whether `agent` may apply `message` now (False: records before it are missing)."""
     tp, offset = message.tp, message.offset
     key = (agent, tp)
+    committed = cast(Any, app.consumer)._committed_offset.get(tp)
     expected = _next.get(key)
-    if expected is None:  # first record since (re)assignment: reading starts at the commit
-        committed = cast(Any, app.consumer)._committed_offset.get(tp)
+    if expected is None:
         expected = offset if committed is None else committed
+    elif committed is not None and committed > expected:
+        expected = committed  # handled before a seek, or by another worker: all done
     if offset > expected:
+        _defer(message)
+        deferring.add(tp)
         metrics.record_deferred(agent)
         if _told.get(key) != expected:
             _told[key] = expected
             log.warning(
-                "%s: %s/%d@%d arrived before offsets %d..%d: records from there on are "
-                "not applied until they come again in order",
+                "%s: %s/%d@%d arrived before offsets %d..%d: deferred until they come in order",
                 agent,
                 tp.topic,
                 tp.partition,
@@ -62,8 +82,5 @@ def in_order(agent: str, message: Any) -> bool:
             )
         _next[key] = expected
         return False
-    if offset == expected:
-        _next[key] = offset + 1
-    else:  # a re-read after a seek back: the handler's watermark recognises what was applied
-        _next.setdefault(key, expected)
+    _next[key] = max(expected, offset + 1)
     return True

@@ -40,6 +40,15 @@ def _watched(consumer: Any) -> list[Any]:
 
 @app.timer(interval=settings.partition_watchdog_s)
 async def resume_stalled_partitions() -> None:
+    try:
+        await _check()
+    except Exception:  # an exception in a timer crashes the whole worker: never for a watchdog
+        log.exception(
+            "partition watchdog check failed; next check in %ss", settings.partition_watchdog_s
+        )
+
+
+async def _check() -> None:
     recovery = cast(Any, app.tables).recovery
     consumer = cast(Any, app.consumer)
     if not recovery.completed.is_set() or recovery.in_recovery:
@@ -75,7 +84,8 @@ async def _positions(consumer: Any, tps: list[Any]) -> dict[Any, int | None]:
 
     async def read() -> dict[Any, int | None]:
         kafka = thread._ensure_consumer()
-        return {tp: await kafka.position(tp) for tp in tps}
+        assigned = kafka.assignment()  # a rebalance may have taken some since they were listed
+        return {tp: await kafka.position(tp) if tp in assigned else None for tp in tps}
 
     result: dict[Any, int | None] = await thread.call_thread(read)
     return result

@@ -7,6 +7,7 @@ The deadline index is in memory: it is rebuilt from the orders table after every
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, cast
 
@@ -15,6 +16,7 @@ from app.domain.saga import timeout_event
 from app.web.health import is_ready
 from tables.orders import open_deadlines, scan_open_orders
 
+log = logging.getLogger(__name__)
 _state = {"scanned": False}
 
 
@@ -27,6 +29,14 @@ cast(Any, app.on_rebalance_complete).connect(_rescan_after_rebalance)
 
 @app.timer(interval=settings.saga_timeout_scan_s)
 async def fire_saga_timeouts() -> None:
+    try:
+        await _fire()
+    except Exception:  # an exception in a timer crashes the whole worker; retry next tick
+        log.exception("saga deadline check failed; next in %ss", settings.saga_timeout_scan_s)
+        _state["scanned"] = False
+
+
+async def _fire() -> None:
     if not _state["scanned"]:
         if not is_ready():  # a scan before recovery ends would miss the orders still replaying
             return

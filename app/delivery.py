@@ -19,10 +19,9 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
-from faust.types.tuples import ack_lock
-
 from app import metrics
 from app.application import app
+from app.faust_patches import hold_back
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +46,6 @@ async def _on_revoked(sender: Any, revoked: Any = None, *args: Any, **kwargs: An
 cast(Any, app.on_partitions_revoked).connect(_on_revoked)
 
 
-def _defer(message: Any) -> None:
-    """Keep the record out of the commit: Faust will neither acknowledge it nor wait for it."""
-    consumer = cast(Any, app.consumer)
-    with ack_lock:
-        message.acked = True
-    consumer._unacked_messages.discard(message)
-
-
 def in_order(agent: str, message: Any) -> bool:
     """Whether `agent` may apply `message` now (False: records before it are missing)."""
     tp, offset = message.tp, message.offset
@@ -66,7 +57,7 @@ def in_order(agent: str, message: Any) -> bool:
     elif committed is not None and committed > expected:
         expected = committed  # handled before a seek, or by another worker: all done
     if offset > expected:
-        _defer(message)
+        hold_back(app.consumer, message)
         deferring.add(tp)
         metrics.record_deferred(agent)
         if _told.get(key) != expected:

@@ -18,7 +18,13 @@ no record leaves the buffer for 0.1 s (a busy loop) and ignores the record being
 commit then covers events whose state change is not in the changelog yet. A kill -9 at that
 moment loses the change for good (seen in the chaos test: a CommitStock applied, its offset
 committed, the hold back after the restart). The flush now waits until every record put before
-it has been handed to the Kafka producer, whose own flush then waits for the broker."""
+it has been handed to the Kafka producer, whose own flush then waits for the broker.
+
+3. Records skipped on a rebalance count as done. A Faust stream drops the events it still holds
+from before a rebalance (another consumer generation, or flow control stopped) and acknowledges
+them, so a commit can pass them before the consumer seeks back: never processed, never read
+again. An event acknowledged in that state is now held back instead (`hold_back`): neither
+acknowledged nor waited for, so the commit stops before it and it is read again."""
 
 from __future__ import annotations
 
@@ -27,8 +33,10 @@ import contextlib
 import logging
 from typing import Any
 
+from faust.events import Event
 from faust.transport.consumer import Consumer
 from faust.transport.producer import ProducerBuffer
+from faust.types.tuples import ack_lock
 
 from app import metrics
 
@@ -105,7 +113,31 @@ async def _flush(self: Any) -> None:
             await asyncio.wait_for(self.message_sent.wait(), timeout=0.1)
 
 
+def hold_back(consumer: Any, message: Any) -> None:
+    """Keep a record out of the commit: Faust will neither acknowledge it nor wait for it, so
+    the commit stops before it until it is read again (a seek back to the committed offset)."""
+    with ack_lock:
+        message.acked = True
+    consumer._unacked_messages.discard(message)
+
+
+_faust_event_ack = Event.ack
+
+
+def _event_ack(self: Any) -> bool:
+    app = self.app
+    message = self.message
+    stale = message.generation_id != app.consumer_generation_id
+    if stale or not app.flow_control.is_active():  # Faust dropped it, or it is being dropped
+        hold_back(app.consumer, message)
+        metrics.records_skipped(1)
+        return False
+    result: bool = _faust_event_ack(self)
+    return result
+
+
 def apply() -> None:
+    Event.ack = _event_ack  # type: ignore[method-assign]
     ProducerBuffer.put = _put  # type: ignore[method-assign]
     ProducerBuffer._send_pending = _send_pending  # type: ignore[method-assign]
     ProducerBuffer.flush = _flush  # type: ignore[method-assign]

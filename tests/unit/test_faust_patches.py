@@ -86,3 +86,42 @@ async def test_the_flush_before_a_commit_waits_for_every_table_write() -> None:
         assert channel.published == [0, 1, 2]
     finally:
         await buffer.stop()
+
+
+class _Flow:
+    def __init__(self, active: bool) -> None:
+        self.active = active
+
+    def is_active(self) -> bool:
+        return self.active
+
+
+class _Message:
+    def __init__(self, generation_id: int) -> None:
+        self.generation_id, self.acked = generation_id, False
+        self.final_acks = 0
+
+    def ack(self, consumer: Any) -> bool:  # Faust's own path
+        self.final_acks += 1
+        return True
+
+
+@pytest.mark.parametrize(
+    ("generation", "flowing", "acknowledged"),
+    [(2, True, True), (1, True, False), (2, False, False)],
+)
+def test_an_event_dropped_by_a_rebalance_is_held_back_not_acknowledged(
+    generation: int, flowing: bool, acknowledged: bool
+) -> None:
+    message = _Message(generation)
+    consumer = SimpleNamespace(_unacked_messages={message})
+    event = SimpleNamespace(
+        message=message,
+        app=SimpleNamespace(
+            consumer=consumer, consumer_generation_id=2, flow_control=_Flow(flowing)
+        ),
+    )
+    assert faust_patches._event_ack(event) is acknowledged
+    assert message.final_acks == (1 if acknowledged else 0)
+    if not acknowledged:  # Faust will not acknowledge it later either, nor wait for it
+        assert message.acked and message not in consumer._unacked_messages

@@ -19,7 +19,7 @@ from typing import Any, cast
 from app import metrics
 from app.application import app, settings
 from app.delivery import deferring
-from app.faust_patches import hole, reported
+from app.faust_patches import held, hole, reported
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +124,14 @@ async def _repair_holes(consumer: Any) -> None:
     _holes.update(found)
     due = {tp for tp, (_, count) in found.items() if count >= HOLE_CHECKS or tp in reported}
     stuck = {tp: found[tp][0] for tp in due}
-    deferred = set(deferring)
+    deferred = deferring | held
     reported.clear()
     deferring.clear()
+    held.clear()
     if not stuck and not deferred:
         return
     log.warning(
-        "records skipped by the consumer: %s, deferred by agents: %s: seeking back to the "
+        "records skipped by the consumer: %s, held back or deferred: %s: seeking back to the "
         "committed offsets",
         [f"{tp.topic}/{tp.partition}@{c}..{a - 1}" for tp, (c, a) in stuck.items()],
         sorted(f"{tp.topic}/{tp.partition}" for tp in deferred),

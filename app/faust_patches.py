@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: Partitions where a jump was seen: the watchdog repairs their hole at its next check.
 reported: set[Any] = set()
+#: Partitions with records held back: the watchdog seeks them back at its next check.
+held: set[Any] = set()
 
 
 async def _report_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
@@ -130,6 +132,7 @@ def _event_ack(self: Any) -> bool:
     stale = message.generation_id != app.consumer_generation_id
     if stale or not app.flow_control.is_active():  # Faust dropped it, or it is being dropped
         hold_back(app.consumer, message)
+        held.add(message.tp)
         metrics.records_skipped(1)
         return False
     result: bool = _faust_event_ack(self)

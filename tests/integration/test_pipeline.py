@@ -88,6 +88,8 @@ def test_worker_restart_with_wiped_data_rebuilds_tables_from_changelogs(
         await asyncio.sleep(3)
         # When it dies mid-stream, loses its local RocksDB data, and comes back
         await asyncio.to_thread(worker.kill)
+        # (its tables live in RocksDB on disk, not in memory)
+        assert any(worker.datadir.rglob("CURRENT")), f"no RocksDB files in {worker.datadir}"
         shutil.rmtree(worker.datadir)
         await asyncio.to_thread(worker.start)
         await asyncio.to_thread(worker.wait_ready)

@@ -99,6 +99,7 @@ class _Flow:
 class _Message:
     def __init__(self, generation_id: int) -> None:
         self.generation_id, self.acked = generation_id, False
+        self.tp = TP0
         self.final_acks = 0
 
     def ack(self, consumer: Any) -> bool:  # Faust's own path
@@ -121,7 +122,10 @@ def test_an_event_dropped_by_a_rebalance_is_held_back_not_acknowledged(
             consumer=consumer, consumer_generation_id=2, flow_control=_Flow(flowing)
         ),
     )
+    faust_patches.held.clear()
     assert faust_patches._event_ack(event) is acknowledged
     assert message.final_acks == (1 if acknowledged else 0)
     if not acknowledged:  # Faust will not acknowledge it later either, nor wait for it
         assert message.acked and message not in consumer._unacked_messages
+        assert faust_patches.held == {TP0}  # the watchdog seeks the partition back
+    faust_patches.held.clear()

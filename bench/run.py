@@ -85,7 +85,9 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         out=args.out,
         baseline=args.baseline,
         bootstrap=args.bootstrap,
-        quix_python=args.quix_python,
+        # absolute, not resolved: the peer runs in another directory, and resolving the
+        # venv's symlink would leave the venv
+        quix_python=Path(os.path.abspath(args.quix_python)) if args.quix_python else None,
         latency_rate=args.latency_rate,
         latency_s=args.latency_seconds,
         recovery_keys=args.recovery_keys,

@@ -70,9 +70,7 @@ _faust_new_offset = Consumer._new_offset
 def _new_offset(self: Any, tp: Any) -> int | None:
     """Faust's next commit for `tp`, but never over a hole: Faust lets the first acknowledged
     offset be one past the committed one, which would commit over a single lost record."""
-    acked = self._acked[tp]
-    committed = self._committed_offset.get(tp)
-    if acked and committed is not None and min(acked) > committed:
+    if hole(self, tp) is not None:
         return None
     result: int | None = _faust_new_offset(self, tp)
     return result

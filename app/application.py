@@ -96,6 +96,24 @@ def raw_table(name: str, help: str) -> Any:
     )
 
 
+def enabled_agents(available: list[str], wanted: str) -> list[str]:
+    """The agents a worker runs: all of them, or those named in `wanted` (comma-separated)."""
+    names = [n.strip() for n in wanted.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(available))
+    if unknown:
+        raise SystemExit(f"ORDERSTREAM_AGENTS: unknown agents {unknown}; pick from {available}")
+    return names or list(available)
+
+
+@app.on_worker_init.connect  # type: ignore[arg-type]
+def _select_agents(sender: Any, **_: Any) -> None:
+    """Drop the agents this worker does not run (after autodiscover, before the agents start:
+    an agent never started never subscribes to its topics)."""
+    keep = enabled_agents(list(app.agents), settings.agents)
+    for name in [n for n in app.agents if n not in keep]:
+        del app.agents[name]
+
+
 @app.task  # type: ignore[untyped-decorator]
 async def _quiet_debug_logging() -> None:
     """Faust leaves the root logger at DEBUG and filters in the handlers, so every debug call

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     # A crashed worker's partitions move after this long without heartbeats.
     session_timeout_s: float = 10.0
     partition_watchdog_s: float = 2.0  # see agents/partition_watchdog.py
+    # Comma-separated agent names this worker runs (empty: all). A stage deployed on its own
+    # (e.g. "inventory") needs its own app_id, so its consumer group holds only its topics.
+    agents: str = ""
 
     # --- topics (names and configs; see app/topics.py) -------------------
     topic_prefix: str = ""

@@ -129,3 +129,42 @@ def test_an_event_dropped_by_a_rebalance_is_held_back_not_acknowledged(
         assert message.acked and message not in consumer._unacked_messages
         assert faust_patches.held == {TP0}  # the watchdog seeks the partition back
     faust_patches.held.clear()
+
+
+def _delivery(
+    *, suspended: bool = False, flow: bool = True, buffered: int = 0, full: bool = False
+) -> Any:
+    """A consumer whose app has one channel on TP0 (its queue full or not)."""
+    queue = SimpleNamespace(full=lambda: full)
+    app = SimpleNamespace(
+        topics=SimpleNamespace(
+            _tp_index={TP0: [SimpleNamespace(queue=queue)]},
+            _tp_to_callback_lock=asyncio.Lock(),
+        ),
+        producer=SimpleNamespace(buffer=SimpleNamespace(size=buffered, max_messages=100)),
+        flow_control=SimpleNamespace(is_active=lambda: flow),
+    )
+    event = asyncio.Event()
+    if suspended:
+        event.set()
+    return SimpleNamespace(app=app, suspend_flow=event)
+
+
+def test_a_record_is_delivered_directly_only_when_nothing_can_block() -> None:
+    assert faust_patches._delivers_at_once(_delivery(), TP0)
+    assert not faust_patches._delivers_at_once(_delivery(), TP("other", 0))  # no channel
+    for blocked in (
+        _delivery(suspended=True),  # a rebalance is stopping the flow
+        _delivery(flow=False),  # flow control stopped: the delivery would wait
+        _delivery(buffered=101),  # the producer buffer is over its limit: it would flush first
+        _delivery(full=True),  # the stream's queue is full: the put would wait
+    ):
+        assert not faust_patches._delivers_at_once(blocked, TP0)
+
+
+def test_the_fetch_loop_is_replaced() -> None:
+    from faust.transport.consumer import Consumer
+
+    import app.application  # noqa: F401  (applies the patches)
+
+    assert Consumer._drain_messages is faust_patches._drain_messages

@@ -2,7 +2,8 @@
 partitions and never start again (faust-streaming #629), so their records wait forever (or a
 standby replica never catches up). When records are waiting on a partition whose fetch position
 has not moved for four checks in a row, and nothing holds it back on purpose (its stream's
-buffer full, a recovery running), the consumer's flow, the partition and the fetcher are resumed.
+buffer full, or records of it still queued for its agent: a slow agent, not a stalled fetch; a
+recovery running), the consumer's flow, the partition and the fetcher are resumed.
 Offsets are left alone, so no record is skipped or re-read.
 
 It also repairs holes (app/faust_patches.py): records Faust fetched but never handed to an
@@ -62,8 +63,8 @@ async def _check() -> None:
     stalled = []
     for tp in tps:
         position = positions.get(tp)
-        if position is None or position >= ends.get(tp, 0) or tp in consumer._buffered_partitions:
-            _still.pop(tp, None)  # nothing waiting, or held back on purpose: its stream is full
+        if position is None or position >= ends.get(tp, 0) or _busy(consumer, tp):
+            _still.pop(tp, None)  # nothing waiting, or its agent has not caught up yet
             continue
         last, count = _still.get(tp, (-1, 0))
         _still[tp] = (position, count + 1 if position == last else 1)
@@ -73,6 +74,19 @@ async def _check() -> None:
         _still.pop(tp)  # no longer ours
     if stalled:
         await _unstick(consumer, stalled, ends)
+
+
+def _busy(consumer: Any, tp: Any) -> bool:
+    """Whether `tp` waits on an agent rather than on the fetcher: its stream's buffer is full,
+    records of it are queued for its agent, or some agent's queue is full (the fetch loop waits
+    on it, for every partition). Resuming such a partition helps nothing, and, seen under load,
+    the resume made Faust skip the records it had already fetched."""
+    if tp in consumer._buffered_partitions:
+        return True
+    index = cast(Any, app.topics)._tp_index
+    if any(chan.queue.qsize() for chan in index.get(tp, ())):
+        return True
+    return any(chan.queue.full() for channels in index.values() for chan in channels)
 
 
 async def _positions(consumer: Any, tps: list[Any]) -> dict[Any, int | None]:

@@ -17,10 +17,11 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
-from app import metrics
+from app import admission, metrics
 from app.application import app, settings
 from app.delivery import deferring
 from app.faust_patches import held, hole, reported
+from tables.orders import open_deadlines
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ async def _check() -> None:
         _holes.clear()
         return
     await _repair_holes(consumer)
+    admission.update(len(open_deadlines), reconcile=True)
     tps = _watched(consumer)
     ends = await consumer.highwaters(*tps) if tps else {}
     positions = await _positions(consumer, tps)
@@ -81,8 +83,8 @@ def _busy(consumer: Any, tp: Any) -> bool:
     records of it are queued for its agent, or some agent's queue is full (the fetch loop waits
     on it, for every partition). Resuming such a partition helps nothing, and, seen under load,
     the resume made Faust skip the records it had already fetched."""
-    if tp in consumer._buffered_partitions:
-        return True
+    if tp in consumer._buffered_partitions or tp in consumer._paused_partitions:
+        return True  # Faust's buffer is full, or fetching was paused on purpose (admission)
     index = cast(Any, app.topics)._tp_index
     if any(chan.queue.qsize() for chan in index.get(tp, ())):
         return True

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from functools import cache
-from typing import Any
+from functools import cache, partial
+from typing import Any, cast
 
 import faust
 import mode.loop
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import REGISTRY
 
-from app import faust_patches, tracing
+from app import faust_patches, metrics, tracing
 from app.events import Event, encode
+from app.faust_monitor import FastPrometheusMonitor
 from app.kafka_auth import broker_credentials
 from app.settings import get_settings
 from app.topics import registry, route
 
+log = logging.getLogger(__name__)
 settings = get_settings()
 faust_patches.apply()
 if settings.event_loop != "aio":
@@ -42,8 +45,8 @@ app = faust.App(
     web_tables_enabled=settings.web_builtin_views,
     producer_acks=-1,
     producer_linger_ms=settings.producer_linger_ms,
-    broker_commit_every=1000,
-    broker_commit_interval=1.0,
+    broker_commit_every=settings.commit_every,
+    broker_commit_interval=settings.commit_interval_s,
     stream_buffer_maxsize=4096,
     web_enabled=True,
     broker_session_timeout=settings.session_timeout_s,
@@ -51,6 +54,7 @@ app = faust.App(
 )
 # GET /metrics: Faust's sensors as faust_* (a fixed prefix, whatever the app id) and ours.
 setup_prometheus_sensors(app, pattern="/metrics", registry=REGISTRY, name_prefix="faust")
+app.monitor = FastPrometheusMonitor(metrics=cast(Any, app.monitor)._metrics)  # same metrics
 tracing.configure(settings, instance=f"{app.conf.web_host}:{settings.web_port}")
 
 
@@ -71,21 +75,41 @@ def topic(*roles: str) -> Any:
 async def publish(event: Event) -> None:
     """Send an event to its topic, keyed by the registry's route (buffered, not awaited)."""
     role, key = route(event)
-    channel, value = topic(role), encode(event)
+    name, value = topic_name(role), encode(event)
     order_id = getattr(event.data, "orderId", None)
-    with tracing.producing(event.eventType, channel.get_topic_name(), order_id) as headers:
-        await channel.send(key=key.encode(), value=value, headers=headers or None)
+    with tracing.producing(event.eventType, name, order_id) as headers:
+        await send(name, key.encode(), value, headers)
         if settings.chaos_duplicate_sends:
-            await channel.send(key=key.encode(), value=value, headers=headers or None)
+            await send(name, key.encode(), value, headers)
 
 
 async def relay(role: str, key: str, event: Event, raw: bytes, headers: dict[str, bytes]) -> None:
     """Forward a consumed event's bytes unchanged to another registry topic under another key
     (a repartition), with `headers` and the trace context."""
-    channel = topic(role)
+    name = topic_name(role)
     order_id = getattr(event.data, "orderId", None)
-    with tracing.producing(event.eventType, channel.get_topic_name(), order_id) as trace:
-        await channel.send(key=key.encode(), value=raw, headers={**headers, **trace})
+    with tracing.producing(event.eventType, name, order_id) as trace:
+        await send(name, key.encode(), raw, {**headers, **trace})
+
+
+@cache
+def topic_name(role: str) -> str:
+    return str(registry(settings)[role].name)
+
+
+async def send(name: str, key: bytes, value: bytes, headers: dict[str, bytes] | None) -> None:
+    """Hand one record to the Kafka producer, without waiting for the broker: the flush before
+    each offset commit waits for it. Straight to Faust's producer, not through a Faust topic
+    (its per-send futures, callbacks and sensors cost more than the send itself)."""
+    delivery = await app.producer.send(name, key, value, None, None, headers or None)
+    cast("asyncio.Future[Any]", delivery).add_done_callback(partial(_sent, name))
+
+
+def _sent(name: str, delivery: asyncio.Future[Any]) -> None:
+    error = None if delivery.cancelled() else delivery.exception()
+    if delivery.cancelled() or error is not None:
+        log.error("event to %s not delivered: %r", name, error or "cancelled")
+        metrics.send_failed(name)
 
 
 def raw_table(name: str, help: str) -> Any:

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # Table writes queue in Faust's producer buffer; past this many, stream processing waits.
     producer_buffer_max: int = 100
     producer_linger_ms: int = 5
+    # Offsets are committed every commit_interval_s, or sooner after commit_every records.
+    commit_every: int = 1000
+    commit_interval_s: float = 1.0
     # A crashed worker's partitions move after this long without heartbeats.
     session_timeout_s: float = 10.0
     partition_watchdog_s: float = 2.0  # see agents/partition_watchdog.py
@@ -49,6 +52,8 @@ class Settings(BaseSettings):
     # --- saga ----------------------------------------------------------------
     saga_timeout_s: float = 60.0
     saga_timeout_scan_s: float = 5.0
+    # A worker stops fetching new orders while it drives this many open sagas (app/admission.py).
+    saga_max_open: int = 1000
 
     # --- payment -------------------------------------------------------------
     payment_limit_per_order: float = 1000.0  # simulated gateway declines above this amount

@@ -33,5 +33,5 @@ def test_busy_partitions_are_not_taken_for_stalled(
     monkeypatch: pytest.MonkeyPatch, index: dict[Any, Any], buffered: set[Any], busy_a: bool
 ) -> None:
     monkeypatch.setattr(app.topics, "_tp_index", index)
-    consumer = SimpleNamespace(_buffered_partitions=buffered)
+    consumer = SimpleNamespace(_buffered_partitions=buffered, _paused_partitions=set())
     assert partition_watchdog._busy(consumer, A) is busy_a

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import defaultdict, deque
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -168,3 +168,86 @@ def test_the_fetch_loop_is_replaced() -> None:
     import app.application  # noqa: F401  (applies the patches)
 
     assert Consumer._drain_messages is faust_patches._drain_messages
+
+
+class _Table:
+    recovery_buffer_size = 2
+    standby_buffer_size = 2
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    async def on_changelog_event(self, event: Any) -> None:
+        return None
+
+    def apply_changelog_batch(self, batch: list[Any]) -> None:
+        if batch:
+            self.batches.append([e.message.offset for e in batch])
+
+
+class _Recovery:
+    """What Faust's Recovery gives the changelog loop, for one active partition."""
+
+    def __init__(self, table: _Table, records: list[tuple[Any, int]]) -> None:
+        self.tables = SimpleNamespace(
+            changelog_queue=asyncio.Queue(),
+            standbys_ready=True,
+            on_standbys_ready=lambda: None,
+        )
+        for tp, offset in records:
+            event = SimpleNamespace(message=SimpleNamespace(tp=tp, offset=offset))
+            self.tables.changelog_queue.put_nowait(event)
+        self.tp_to_table = {TP0: table}
+        self.active_tps, self.standby_tps = {TP0}, set()
+        self.active_offsets: dict[Any, int] = {}
+        self.standby_offsets: dict[Any, int] = {}
+        self.active_highwaters = {TP0: 3}
+        self._active_events_received_at: dict[Any, float] = {}
+        self._standby_events_received_at: dict[Any, float] = {}
+        self.buffers: dict[Any, list[Any]] = defaultdict(list)
+        self.buffer_sizes: dict[Any, int] = {}
+        self._processing_times: deque[float] = deque()
+        self.num_samples_required_for_estimate = 10
+        self._last_active_event_processed_at = None
+        self._last_flush_at = 0.0
+        self.signal_recovery_end = asyncio.Event()
+        self.app = SimpleNamespace(in_transaction=False)
+        self.in_recovery = True
+        self._actives_span = self._standbys_span = None
+
+    @property
+    def should_stop(self) -> bool:
+        return self.tables.changelog_queue.empty() and not self.in_recovery
+
+    def need_recovery(self) -> bool:
+        return self.active_offsets.get(TP0, -1) < 2
+
+    def flush_buffers(self) -> None:
+        for table, buffer in self.buffers.items():
+            table.apply_changelog_batch(buffer)
+            buffer.clear()
+
+    def _set_recovery_ended(self) -> None:
+        self.in_recovery = False
+
+    def standby_remaining_total(self) -> int:
+        return 0
+
+
+async def test_recovery_applies_each_record_once_in_order_then_signals_the_end() -> None:
+    table = _Table()
+    # offset 1 twice (a re-read), and a record of a partition this worker does not recover
+    records = [(TP0, 0), (TP0, 1), (TP0, 1), (TP("elsewhere", 3), 7), (TP0, 2)]
+    recovery = _Recovery(table, records)
+    await asyncio.wait_for(faust_patches._slurp_changelogs(recovery), timeout=5)
+    assert table.batches == [[0, 1], [2]]  # in batches of the buffer size, the rest flushed
+    assert recovery.active_offsets == {TP0: 2}
+    assert recovery.signal_recovery_end.is_set() and not recovery.in_recovery
+
+
+def test_recovery_loop_is_replaced() -> None:
+    from faust.tables.recovery import Recovery
+
+    import app.application  # noqa: F401  (applies the patches)
+
+    assert cast(Any, Recovery)._slurp_changelogs.fun is faust_patches._slurp_changelogs

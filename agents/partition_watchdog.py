@@ -1,9 +1,10 @@
 """Watchdog for a Faust bug: after a rebalance a worker can stop fetching some or all of its
 partitions and never start again (faust-streaming #629), so their records wait forever (or a
 standby replica never catches up). When records are waiting on a partition whose fetch position
-has not moved for four checks in a row, and nothing holds it back on purpose (its stream's
-buffer full, or records of it still queued for its agent: a slow agent, not a stalled fetch; a
-recovery running), the consumer's flow, the partition and the fetcher are resumed.
+has not moved for four checks in a row, and nothing holds it back on purpose (records of it
+still queued for its agent: a slow agent, not a stalled fetch; a full queue; a recovery
+running), the consumer's flow, the partition (clearing a stale "buffer full" flag) and the
+fetcher are resumed.
 Offsets are left alone, so no record is skipped or re-read.
 
 It also repairs holes (app/faust_patches.py): records Faust fetched but never handed to an
@@ -17,11 +18,10 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
-from app import admission, metrics
+from app import metrics
 from app.application import app, settings
 from app.delivery import deferring
 from app.faust_patches import held, hole, reported
-from tables.orders import open_deadlines
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,6 @@ async def _check() -> None:
         _holes.clear()
         return
     await _repair_holes(consumer)
-    admission.update(len(open_deadlines), reconcile=True)
     tps = _watched(consumer)
     ends = await consumer.highwaters(*tps) if tps else {}
     positions = await _positions(consumer, tps)
@@ -79,12 +78,13 @@ async def _check() -> None:
 
 
 def _busy(consumer: Any, tp: Any) -> bool:
-    """Whether `tp` waits on an agent rather than on the fetcher: its stream's buffer is full,
-    records of it are queued for its agent, or some agent's queue is full (the fetch loop waits
-    on it, for every partition). Resuming such a partition helps nothing, and, seen under load,
-    the resume made Faust skip the records it had already fetched."""
-    if tp in consumer._buffered_partitions or tp in consumer._paused_partitions:
-        return True  # Faust's buffer is full, or fetching was paused on purpose (admission)
+    """Whether `tp` waits on an agent rather than on the fetcher: records of it are queued for
+    its agent, or some agent's queue is full (the fetch loop waits on it, for every partition).
+    Resuming such a partition helps nothing, and, seen under load, the resume made Faust skip
+    the records it had already fetched. Faust's own "buffer full" flag is not trusted alone: it
+    is cleared only when the agent next reads from an emptied queue, which a seek back (that
+    empties the queue) can prevent, leaving the partition unfetched for good (seen in the
+    benchmark: three order partitions stopped with ~800 records waiting each)."""
     index = cast(Any, app.topics)._tp_index
     if any(chan.queue.qsize() for chan in index.get(tp, ())):
         return True
@@ -119,6 +119,8 @@ async def _unstick(consumer: Any, stalled: list[tuple[Any, int]], ends: dict[Any
     )
     app.flow_control.resume()
     consumer.resume_flow()
+    for tp, _ in stalled:
+        consumer.on_buffer_drop(tp)  # a stale "buffer full" flag keeps it out of every fetch
     consumer.resume_partitions([tp for tp, _ in stalled])
     for tp, _ in stalled:  # no seek: offsets and commits stay as Faust keeps them
         metrics.partition_resumed()

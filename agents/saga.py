@@ -9,7 +9,7 @@ import time
 from functools import partial
 from typing import Any
 
-from app import admission, metrics
+from app import metrics
 from app.application import app, publish, settings, topic
 from app.deadletter import guarded
 from app.domain import saga
@@ -17,7 +17,7 @@ from app.domain.common import RuleViolation, already_applied, stamp
 from app.events import Event, OrderPlaced, SagaInput, decode
 from app.topics import accepted_types
 from app.tracing import traced
-from tables.orders import get_order, open_deadlines, put_order
+from tables.orders import get_order, put_order
 
 ROLES = ("orders", "inventory_events", "payment_events", "saga_timeouts")
 ACCEPT = accepted_types(*ROLES)
@@ -49,7 +49,6 @@ async def _handle(event: Any) -> None:
             raise RuleViolation("out_of_order", decision.out_of_order)
         if decision.state is not None:
             put_order(stamp(decision.state, msg.topic, msg.offset))
-            admission.update(len(open_deadlines))
         emit = decision.emit
     for out in emit:
         await publish(out)

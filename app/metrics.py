@@ -97,14 +97,6 @@ SEND_FAILURES = Counter(
     "Events the Kafka producer could not deliver after its retries, by topic.",
     ["topic"],
 )
-ADMISSION_PAUSED = Gauge(
-    "orderstream_admission_paused",
-    "1 while this worker has stopped fetching new orders: its open sagas are at the cap.",
-)
-ADMISSION_PAUSES = Counter(
-    "orderstream_admission_pauses",
-    "Times this worker stopped fetching new orders because its open sagas reached the cap.",
-)
 WORKER_READY = Gauge("orderstream_worker_ready", "1 once this worker's tables are recovered.")
 
 # Known label values start at 0, so rates and alerts have a series before the first event.
@@ -169,12 +161,6 @@ def records_skipped(n: int) -> None:
 
 def record_deferred(agent: str) -> None:
     RECORDS_DEFERRED.labels(agent).inc()
-
-
-def admission_paused(paused: bool) -> None:
-    ADMISSION_PAUSED.set(1 if paused else 0)
-    if paused:
-        ADMISSION_PAUSES.inc()
 
 
 def send_failed(topic: str) -> None:

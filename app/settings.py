@@ -52,8 +52,6 @@ class Settings(BaseSettings):
     # --- saga ----------------------------------------------------------------
     saga_timeout_s: float = 60.0
     saga_timeout_scan_s: float = 5.0
-    # A worker stops fetching new orders while it drives this many open sagas (app/admission.py).
-    saga_max_open: int = 1000
 
     # --- payment -------------------------------------------------------------
     payment_limit_per_order: float = 1000.0  # simulated gateway declines above this amount

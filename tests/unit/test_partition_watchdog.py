@@ -24,7 +24,7 @@ def _channel(queued: int, maxsize: int = 10) -> Any:
     ("index", "buffered", "busy_a"),
     [
         ({A: [_channel(0)], B: [_channel(0)]}, set(), False),  # nothing queued: may be stuck
-        ({A: [_channel(0)], B: [_channel(0)]}, {A}, True),  # its buffer is full (Faust's flag)
+        ({A: [_channel(0)], B: [_channel(0)]}, {A}, False),  # Faust's flag, queue empty: stale
         ({A: [_channel(3)], B: [_channel(0)]}, set(), True),  # its agent has records to do
         ({A: [_channel(0)], B: [_channel(10)]}, set(), True),  # the fetch loop waits on B's
     ],
@@ -33,5 +33,5 @@ def test_busy_partitions_are_not_taken_for_stalled(
     monkeypatch: pytest.MonkeyPatch, index: dict[Any, Any], buffered: set[Any], busy_a: bool
 ) -> None:
     monkeypatch.setattr(app.topics, "_tp_index", index)
-    consumer = SimpleNamespace(_buffered_partitions=buffered, _paused_partitions=set())
+    consumer = SimpleNamespace(_buffered_partitions=buffered)
     assert partition_watchdog._busy(consumer, A) is busy_a

@@ -2,9 +2,9 @@
 partitions and never start again (faust-streaming #629), so their records wait forever (or a
 standby replica never catches up). When records are waiting on a partition whose fetch position
 has not moved for four checks in a row, and nothing holds it back on purpose (records of it
-still queued for its agent: a slow agent, not a stalled fetch; a full queue; a recovery
-running), the consumer's flow, the partition (clearing a stale "buffer full" flag) and the
-fetcher are resumed.
+still queued for its agent: a slow agent, not a stalled fetch; a full queue; records of it
+fetched and waiting their turn under a backlog; a recovery running), the consumer's flow, the
+partition (clearing a stale "buffer full" flag) and the fetcher are resumed.
 Offsets are left alone, so no record is skipped or re-read.
 
 It also repairs holes (app/faust_patches.py): records Faust fetched but never handed to an
@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
+from agents.order_intake import throttled
 from app import metrics
 from app.application import app, settings
 from app.delivery import deferring
@@ -60,11 +61,11 @@ async def _check() -> None:
     await _repair_holes(consumer)
     tps = _watched(consumer)
     ends = await consumer.highwaters(*tps) if tps else {}
-    positions = await _positions(consumer, tps)
+    positions, fetched = await _positions(consumer, tps)
     stalled = []
     for tp in tps:
         position = positions.get(tp)
-        if position is None or position >= ends.get(tp, 0) or _busy(consumer, tp):
+        if position is None or position >= ends.get(tp, 0) or _held_back(consumer, tp, fetched):
             _still.pop(tp, None)  # nothing waiting, or its agent has not caught up yet
             continue
         last, count = _still.get(tp, (-1, 0))
@@ -75,6 +76,16 @@ async def _check() -> None:
         _still.pop(tp)  # no longer ours
     if stalled:
         await _unstick(consumer, stalled, ends)
+
+
+def _held_back(consumer: Any, tp: Any, fetched: set[Any]) -> bool:
+    """Whether `tp` waits for a reason other than a stalled fetch: its agent is busy, or its
+    records are fetched and wait their turn (under a backlog, while other partitions' records
+    are handed on first). Fetched records Faust does not ask for (not among its active
+    partitions) would wait forever: that is a stall."""
+    if tp in throttled:  # the order intake stopped taking new orders on purpose
+        return True
+    return _busy(consumer, tp) or (tp in fetched and tp in consumer._get_active_partitions())
 
 
 def _busy(consumer: Any, tp: Any) -> bool:
@@ -91,19 +102,23 @@ def _busy(consumer: Any, tp: Any) -> bool:
     return any(chan.queue.full() for channels in index.values() for chan in channels)
 
 
-async def _positions(consumer: Any, tps: list[Any]) -> dict[Any, int | None]:
-    """Fetch positions of `tps`, in one hop to the consumer's thread (one per partition made
-    the check take seconds on a busy worker)."""
+async def _positions(consumer: Any, tps: list[Any]) -> tuple[dict[Any, int | None], set[Any]]:
+    """Fetch positions of `tps`, and the partitions with fetched records the client holds
+    until Faust takes them, in one hop to the consumer's thread (one per partition made the
+    check take seconds on a busy worker). Under a backlog a partition can wait there longer
+    than the watchdog's patience while others' records are handed on first: it is not stalled
+    as long as Faust asks for it (it is among Faust's active partitions)."""
     thread = getattr(consumer, "_thread", None)
     if thread is None:
-        return {tp: await consumer.position(tp) for tp in tps}
+        return {tp: await consumer.position(tp) for tp in tps}, set()
 
-    async def read() -> dict[Any, int | None]:
+    async def read() -> tuple[dict[Any, int | None], set[Any]]:
         kafka = thread._ensure_consumer()
         assigned = kafka.assignment()  # a rebalance may have taken some since they were listed
-        return {tp: await kafka.position(tp) if tp in assigned else None for tp in tps}
+        positions = {tp: await kafka.position(tp) if tp in assigned else None for tp in tps}
+        return positions, set(kafka._fetcher._records)
 
-    result: dict[Any, int | None] = await thread.call_thread(read)
+    result: tuple[dict[Any, int | None], set[Any]] = await thread.call_thread(read)
     return result
 
 

@@ -1,6 +1,9 @@
 """Saga agent: drives each order from OrderPlaced to exactly one terminal state.
 
-It consumes every topic keyed by orderId, so one agent, one partition at a time, owns an order.
+It consumes the replies and deadlines keyed by orderId; new orders come in through the order
+intake agent (agents/order_intake.py), which runs the same step (`handle`) in the same worker:
+the topics are co-partitioned, so one worker owns an order across all of them. An order's
+replies exist only after its OrderPlaced was handled, so two agents keep each order's sequence.
 """
 
 from __future__ import annotations
@@ -19,18 +22,20 @@ from app.topics import accepted_types
 from app.tracing import traced
 from tables.orders import get_order, put_order
 
-ROLES = ("orders", "inventory_events", "payment_events", "saga_timeouts")
-ACCEPT = accepted_types(*ROLES)
+ROLES = ("inventory_events", "payment_events", "saga_timeouts")
+ACCEPT = accepted_types("orders", *ROLES)
 
 
 @app.agent(topic(*ROLES), name="saga")
 async def saga_agent(stream: Any) -> None:
     async for event in stream.events():
         with traced(event, "saga"):
-            await guarded("saga", event, partial(_handle, event))
+            await guarded("saga", event, partial(handle, event))
 
 
-async def _handle(event: Any) -> None:
+async def handle(event: Any) -> None:
+    """One saga step for any of the saga's input records (no await before the state is saved:
+    the two agents never interleave inside one order's step)."""
     msg = event.message
     ev: SagaInput = decode(event.value, ACCEPT)  # type: ignore[assignment]
     order_id = ev.data.orderId

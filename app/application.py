@@ -16,7 +16,7 @@ from app import faust_patches, metrics, tracing
 from app.events import Event, encode
 from app.faust_monitor import FastPrometheusMonitor
 from app.kafka_auth import broker_credentials
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 from app.topics import registry, route
 
 log = logging.getLogger(__name__)
@@ -116,8 +116,25 @@ def raw_table(name: str, help: str) -> Any:
     """A changelog-backed RocksDB table of bytes -> bytes; we (de)serialize with the models."""
     # bytes as key and value type make Faust use the raw codec for the store and the changelog.
     return app.Table(
-        name, partitions=settings.partitions, key_type=bytes, value_type=bytes, help=help
+        name,
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        help=help,
+        options=rocksdb_options(settings),
     )
+
+
+def rocksdb_options(s: Settings) -> dict[str, int]:
+    """Memory of each RocksDB database (one per table and partition: 24 per worker by default).
+    Faust's defaults (64 MB write buffers, three of them, and a 2 GB block cache each) let a
+    worker's memory grow with the data it writes; these bound it."""
+    mb = 1024 * 1024
+    return {
+        "write_buffer_size": s.rocksdb_write_buffer_mb * mb,
+        "max_write_buffer_number": 3,
+        "block_cache_size": s.rocksdb_block_cache_mb * mb,
+    }
 
 
 def enabled_agents(available: list[str], wanted: str) -> list[str]:

@@ -48,6 +48,17 @@ SAGA_DURATION = Histogram(
 SAGA_TIMEOUTS = Counter(
     "orderstream_saga_timeouts", "Saga steps that passed their deadline.", ["step"]
 )
+SAGA_DEADLINES_HELD = Counter(
+    "orderstream_saga_deadlines_held",
+    "Passed saga deadlines restarted instead of timing out: the step's topics had a backlog "
+    "being worked through.",
+    ["step"],
+)
+INTAKE_THROTTLED = Counter(
+    "orderstream_order_intake_throttled",
+    "Order partitions taken out of the fetch because saga_max_open orders were open.",
+)
+SAGAS_OPEN = Gauge("orderstream_sagas_open", "Orders this worker drives that are not settled.")
 RESERVATIONS = Counter("orderstream_stock_reservations", "Stock holds taken, one per order line.")
 REJECTIONS = Counter(
     "orderstream_stock_rejections", "Order lines the inventory refused.", ["reason"]
@@ -104,6 +115,7 @@ for _status in ("CONFIRMED", "REJECTED", "CANCELLED"):
     ORDERS_SETTLED.labels(_status)
 for _step in ("RESERVING", "PAYING"):
     SAGA_TIMEOUTS.labels(_step)
+    SAGA_DEADLINES_HELD.labels(_step)
 for _reason in ("out_of_stock", "unknown_product"):
     REJECTIONS.labels(_reason)
 for _outcome in ("succeeded", "failed"):
@@ -125,6 +137,18 @@ def order_settled(status: str, duration_s: float) -> None:
 
 def saga_timed_out(step: str) -> None:
     SAGA_TIMEOUTS.labels(step).inc()
+
+
+def intake_throttled() -> None:
+    INTAKE_THROTTLED.inc()
+
+
+def sagas_open(n: int) -> None:
+    SAGAS_OPEN.set(n)
+
+
+def saga_deadline_held(step: str) -> None:
+    SAGA_DEADLINES_HELD.labels(step).inc()
 
 
 def stock_reserved() -> None:

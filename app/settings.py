@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     web_wait_max_s: float = 30.0  # upper bound of GET /orders/{id}?wait=
     web_max_body_bytes: int = 64 * 1024  # larger request bodies get 413
     table_standby_replicas: int = 0
+    # Per RocksDB database (one per table and partition; see app.application.rocksdb_options).
+    rocksdb_write_buffer_mb: int = 8
+    rocksdb_block_cache_mb: int = 8
     log_level: str = "info"
     event_loop: Literal["aio", "uvloop"] = "uvloop"
     # Table writes queue in Faust's producer buffer; past this many, stream processing waits.
@@ -52,6 +55,12 @@ class Settings(BaseSettings):
     # --- saga ----------------------------------------------------------------
     saga_timeout_s: float = 60.0
     saga_timeout_scan_s: float = 5.0
+    # A passed deadline restarts while a topic of its step has more records waiting than this,
+    # and is being consumed (agents/timeouts.py).
+    saga_backlog_limit: int = 1000
+    # Open (not yet settled) orders per worker; past it no new orders are fetched (the ones
+    # already fetched are still taken: see agents/order_intake.py).
+    saga_max_open: int = 2000
 
     # --- payment -------------------------------------------------------------
     payment_limit_per_order: float = 1000.0  # simulated gateway declines above this amount

@@ -71,6 +71,7 @@ class RunReport:
 
     outcomes: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     charges: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    reasons: dict[str, str] = field(default_factory=dict)  # orderId -> last reason given
     stock: dict[str, ProductStock] = field(default_factory=dict)
     dead_letters: int = 0
 
@@ -93,6 +94,8 @@ async def collect(settings: Settings, order_ids: Iterable[str] | None = None) ->
         data = orjson.loads(rec.value)["data"]
         if wanted is None or data["orderId"] in wanted:
             report.outcomes[data["orderId"]].add(data["status"])
+            if data.get("reason"):
+                report.reasons[data["orderId"]] = data["reason"]
     for rec in payments:
         body = orjson.loads(rec.value)
         data = body["data"]

@@ -21,7 +21,8 @@ async def pipeline_problems(settings: Settings, scenario: Scenario) -> list[str]
     report = await _settled(settings, scenario, wanted)
     problems = invariant_violations(report, wanted)
     wrong = [
-        o.order_id
+        f"{o.order_id} {report.status_of(o.order_id)} ({report.reasons.get(o.order_id)}), "
+        f"expected {o.expected}"
         for o in scenario.orders
         if report.status_of(o.order_id) not in (None, o.expected)
     ]

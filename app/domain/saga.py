@@ -8,8 +8,9 @@ retried forward (the payment agent answers idempotently), never abandoned half-w
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -314,6 +315,36 @@ def timed_out(
     wait = timeout_s * 2 ** (state.redrives + 1)
     new = _moved(state, ev, now, deadline=now + wait, redrives=state.redrives + 1)
     return Decision(new, pending_commands(new, ev.eventId))
+
+
+# The topics (roles) a waiting step depends on: its commands, and the replies the saga reads.
+STEP_TOPICS: dict[str, tuple[str, ...]] = {
+    "RESERVING": ("inventory_requests", "inventory_events"),
+    "PAYING": ("payment_requests", "payment_events"),
+}
+
+
+class Backlog(NamedTuple):
+    """One topic's records for the consumer group, summed over its partitions."""
+
+    consumed: int  # the group's committed offsets
+    waiting: int  # records after them
+
+
+def held_steps(
+    before: Mapping[str, Backlog], now: Mapping[str, Backlog], limit: int
+) -> frozenset[str]:
+    """The steps whose deadlines wait: a topic they depend on has more than `limit` records
+    waiting, and its consumers moved forward since the last look (`before`; a topic not looked at
+    before counts as moving). Such a step's reply is queued behind a backlog, not lost: re-sending
+    its commands would only add to the backlog. A stage that stopped (nothing consumed) holds
+    nothing, so its orders still time out and are re-driven or settled."""
+    moving = {
+        role
+        for role, b in now.items()
+        if b.waiting > limit and (role not in before or b.consumed > before[role].consumed)
+    }
+    return frozenset(step for step, roles in STEP_TOPICS.items() if moving.intersection(roles))
 
 
 def pending_commands(state: OrderState, cause: str) -> list[Event]:

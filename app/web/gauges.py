@@ -7,17 +7,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from mode import Service
 
 from app import metrics
 from app.application import app, settings
 from app.domain.inventory import ProductStock
-from app.kafka_auth import client_options
+from app.group_offsets import group_offsets
 from app.topics import registry
 from app.web.health import is_ready
 from tables.inventory import stock_table
+from tables.orders import open_deadlines
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +32,10 @@ class GaugeRefresher(Service):
     """Runs in every worker; a partition's lag and a product's stock are shown by its owner."""
 
     def __post_init__(self) -> None:
-        self.admin: AIOKafkaAdminClient | None = None
         self.stock_shown_for: frozenset[Any] | None = None
 
     async def on_stop(self) -> None:
-        if self.admin is not None:
-            await self.admin.close()
+        await group_offsets.close()
 
     @Service.timer(settings.metrics_refresh_s)
     async def refresh(self) -> None:
@@ -48,6 +45,7 @@ class GaugeRefresher(Service):
             return
         try:
             self._show_stock()
+            metrics.sagas_open(len(open_deadlines))
             metrics.consumer_lag(await self._lags())
         except Exception as exc:  # a broker hiccup or a rebalance: keep the last values
             log.info("gauges not refreshed: %r", exc)
@@ -64,30 +62,5 @@ class GaugeRefresher(Service):
         self.stock_shown_for = actives
 
     async def _lags(self) -> dict[tuple[str, int], int]:
-        tps = sorted(tp for tp in app.consumer.assignment() if tp.topic in SOURCE_TOPICS)
-        if not tps:
-            return {}
-        ends = await app.consumer.highwaters(*tps)
-        answer = await (await self._admin()).list_consumer_group_offsets(
-            app.conf.id, partitions=[TopicPartition(tp.topic, tp.partition) for tp in tps]
-        )
-        committed = {(tp.topic, tp.partition): meta.offset for tp, meta in answer.items()}
-        # A partition the group never committed is consumed from its start.
-        never = [tp for tp in tps if committed.get((tp.topic, tp.partition), -1) < 0]
-        starts = await app.consumer.earliest_offsets(*never) if never else {}
-        for tp in never:
-            committed[(tp.topic, tp.partition)] = starts[tp]
-        return {
-            (tp.topic, tp.partition): ends[tp] - committed[(tp.topic, tp.partition)] for tp in tps
-        }
-
-    async def _admin(self) -> AIOKafkaAdminClient:
-        if self.admin is None:
-            admin = AIOKafkaAdminClient(
-                bootstrap_servers=settings.bootstrap_servers,
-                client_id=f"{settings.app_id}-lag",
-                **client_options(settings),
-            )
-            await admin.start()
-            self.admin = admin
-        return self.admin
+        tps = [tp for tp in app.consumer.assignment() if tp.topic in SOURCE_TOPICS]
+        return {key: p.lag for key, p in (await group_offsets.progress(tps)).items()}

@@ -35,3 +35,19 @@ def test_busy_partitions_are_not_taken_for_stalled(
     monkeypatch.setattr(app.topics, "_tp_index", index)
     consumer = SimpleNamespace(_buffered_partitions=buffered)
     assert partition_watchdog._busy(consumer, A) is busy_a
+
+
+@pytest.mark.parametrize(
+    ("fetched", "active", "held"),
+    [
+        (set(), {A}, False),  # nothing fetched for it: may be stuck
+        ({A}, {A}, True),  # fetched, Faust asks for it: its turn comes
+        ({A}, {B}, False),  # fetched, but Faust never asks for it: stuck
+    ],
+)
+def test_fetched_records_waiting_their_turn_are_not_a_stall(
+    monkeypatch: pytest.MonkeyPatch, fetched: set[Any], active: set[Any], held: bool
+) -> None:
+    monkeypatch.setattr(app.topics, "_tp_index", {A: [_channel(0)], B: [_channel(0)]})
+    consumer = SimpleNamespace(_buffered_partitions=set(), _get_active_partitions=lambda: active)
+    assert partition_watchdog._held_back(consumer, A, fetched) is held

@@ -594,3 +594,35 @@ def test_everything_the_saga_emits_passes_the_codec() -> None:
 
     for event in (e for d in decisions for e in d.emit):
         assert decode(encode(event), (event.eventType,)) == event
+
+
+# --- deadlines under a backlog ---------------------------------------------------------------
+
+B = saga.Backlog
+
+
+def test_a_step_waits_while_its_backlog_is_worked_through() -> None:
+    before = {"inventory_requests": B(consumed=100, waiting=5_000)}
+    now = {"inventory_requests": B(consumed=900, waiting=4_000), "payment_events": B(50, 0)}
+
+    assert saga.held_steps(before, now, limit=1_000) == {"RESERVING"}
+
+
+def test_a_stopped_stage_holds_no_deadline() -> None:
+    before = {"payment_requests": B(consumed=100, waiting=5_000)}
+    now = {"payment_requests": B(consumed=100, waiting=6_000)}
+
+    assert saga.held_steps(before, now, limit=1_000) == frozenset()
+
+
+def test_a_small_backlog_holds_no_deadline() -> None:
+    before = {"inventory_events": B(consumed=100, waiting=900)}
+    now = {"inventory_events": B(consumed=200, waiting=1_000)}
+
+    assert saga.held_steps(before, now, limit=1_000) == frozenset()
+
+
+def test_a_topic_seen_for_the_first_time_counts_as_moving() -> None:
+    now = {"payment_events": B(consumed=0, waiting=2_000), "inventory_events": B(0, 10)}
+
+    assert saga.held_steps({}, now, limit=1_000) == {"PAYING"}

@@ -20,3 +20,32 @@ def test_a_subset_by_name() -> None:
 def test_an_unknown_agent_is_a_clear_error() -> None:
     with pytest.raises(SystemExit, match=r"unknown agents \['sagas'\]"):
         enabled_agents(AGENTS, "inventory,sagas")
+
+
+def test_rocksdb_memory_is_bounded_per_database() -> None:
+    from app.application import rocksdb_options
+    from app.settings import Settings
+
+    options = rocksdb_options(Settings(rocksdb_write_buffer_mb=2, rocksdb_block_cache_mb=3))
+
+    assert options == {
+        "write_buffer_size": 2 * 1024 * 1024,
+        "max_write_buffer_number": 3,
+        "block_cache_size": 3 * 1024 * 1024,
+    }
+
+
+def test_every_table_opens_its_stores_with_the_bounded_options() -> None:
+    from app.application import app, rocksdb_options, settings
+    from tables import (  # noqa: F401  (a table registers on import)
+        customer_orders,
+        inventory,
+        order_summaries,
+        orders,
+        payments,
+        product_sales,
+    )
+
+    assert len(app.tables) == 6
+    for table in app.tables.values():
+        assert table.options == rocksdb_options(settings), table.name

@@ -13,7 +13,7 @@ from app.domain.projections import Origin
 from app.events import StatusEvent, decode
 from app.topics import accepted_types
 from app.tracing import traced
-from tables.customer_orders import get_history, put_history
+from tables.customer_orders import drop_listed, get_history, put_history, put_listed
 
 ACCEPT = accepted_types("order_status")
 
@@ -28,8 +28,16 @@ async def customer_orders_agent(stream: Any) -> None:
 async def _handle(event: Any) -> None:
     outcome: StatusEvent = decode(event.value, ACCEPT)  # type: ignore[assignment]
     summary = projections.summarize(outcome, Origin.from_headers(event.headers))
-    decision = projections.record_order(get_history(summary.customerId), summary)
+    before = get_history(summary.customerId)
+    decision = projections.record_order(before, summary)
     if decision.duplicate:
         metrics.duplicate_dropped("projections")
     if decision.state is not None:
+        # The listed summaries first, the head (with the watermark) last: after a crash between
+        # them the redelivered outcome is not taken for a duplicate, and does it all again.
+        added, dropped = projections.relisted(before, decision.state, summary)
+        if added is not None:
+            put_listed(added)
+        for order_id in dropped:
+            drop_listed(summary.customerId, order_id)
         put_history(decision.state)

@@ -25,8 +25,11 @@ from app.domain.projections import (
     OrderSummary,
     Origin,
     ProductSales,
+    customer_view,
+    history_key,
     record_order,
     record_sale,
+    relisted,
     summarize,
 )
 from app.errors import EventError
@@ -46,6 +49,7 @@ class ReadModels:
 
     summaries: dict[str, OrderSummary] = field(default_factory=dict)
     customers: dict[str, CustomerOrders] = field(default_factory=dict)
+    listed: dict[str, OrderSummary] = field(default_factory=dict)  # by history_key
     sales: dict[str, ProductSales] = field(default_factory=dict)
 
     def apply(self, outcome: StatusEvent, origin: Origin) -> None:
@@ -53,8 +57,14 @@ class ReadModels:
             return
         summary = summarize(outcome, origin)
         self.summaries[summary.orderId] = summary
-        history = record_order(self.customers.get(summary.customerId), summary).state
+        before = self.customers.get(summary.customerId)
+        history = record_order(before, summary).state
         if history is not None:
+            added, dropped = relisted(before, history, summary)
+            if added is not None:
+                self.listed[history_key(added.customerId, added.orderId)] = added
+            for order_id in dropped:
+                self.listed.pop(history_key(summary.customerId, order_id), None)
             self.customers[summary.customerId] = history
         for line in summary.sold():
             sales = record_sale(self.sales.get(line.productId), summary, line.productId).state
@@ -65,13 +75,17 @@ class ReadModels:
         """What readers see, by model and key (without the watermarks, which are bookkeeping)."""
         return {
             "order_summaries": {k: v.model_dump(mode="json") for k, v in self.summaries.items()},
-            "customer_orders": {
-                k: v.model_dump(mode="json", exclude={"applied"}) for k, v in self.customers.items()
-            },
+            "customer_orders": {k: self._history(v) for k, v in self.customers.items()},
             "product_sales": {
                 k: v.model_dump(mode="json", exclude={"applied"}) for k, v in self.sales.items()
             },
         }
+
+    def _history(self, h: CustomerOrders) -> dict[str, Any]:
+        """A customer's history as readers see it, and which orders it lists (a listed order
+        whose summary is missing shows in the second, not the first)."""
+        view = customer_view(h, lambda order: self.listed.get(history_key(h.customerId, order)))
+        return {**view, "listed": [r.orderId for r in h.recent]}
 
 
 @dataclass
@@ -157,7 +171,12 @@ async def live(settings: Settings) -> ReadModels:
     for table, (into, model) in targets.items():
         for rec in await read_topic(settings, changelog_topic(settings, table)):
             key = rec.key.decode()
-            if rec.value is None:
+            if table == "customer_orders" and "/" in key:  # a listed order's summary
+                if rec.value is None:
+                    models.listed.pop(key, None)
+                else:
+                    models.listed[key] = OrderSummary.model_validate_json(rec.value)
+            elif rec.value is None:
                 into.pop(key, None)
             else:
                 into[key] = model.model_validate_json(rec.value)

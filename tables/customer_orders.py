@@ -1,9 +1,10 @@
-"""Read model: each customer's order history and totals, keyed by customerId."""
+"""Read model: each customer's totals and listed orders (keyed by customerId), and the listed
+orders' summaries (keyed by `history_key`, in the customer's partition)."""
 
 from __future__ import annotations
 
 from app.application import raw_table
-from app.domain.projections import CustomerOrders
+from app.domain.projections import CustomerOrders, OrderSummary, history_key
 
 customer_orders_table = raw_table("customer_orders", "Order history per customer.")
 
@@ -15,3 +16,17 @@ def get_history(customer_id: str) -> CustomerOrders | None:
 
 def put_history(history: CustomerOrders) -> None:
     customer_orders_table[history.customerId.encode()] = history.model_dump_json().encode()
+
+
+def get_listed(customer_id: str, order_id: str) -> OrderSummary | None:
+    raw = customer_orders_table.get(history_key(customer_id, order_id).encode())
+    return None if raw is None else OrderSummary.model_validate_json(raw)
+
+
+def put_listed(summary: OrderSummary) -> None:
+    key = history_key(summary.customerId, summary.orderId).encode()
+    customer_orders_table[key] = summary.model_dump_json().encode()
+
+
+def drop_listed(customer_id: str, order_id: str) -> None:
+    customer_orders_table.pop(history_key(customer_id, order_id).encode(), None)

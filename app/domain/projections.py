@@ -10,6 +10,7 @@ any interleaving of partitions, live or replayed, ends in the same state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,13 +77,26 @@ class OrderSummary(_Frozen):
         return self.lines if self.status == "CONFIRMED" else []
 
 
+class OrderRef(_Frozen):
+    orderId: str
+    placedAt: datetime
+
+
 class CustomerOrders(_Frozen):
+    """A customer's totals and which orders their history lists. The listed orders' summaries
+    are records of their own (`history_key`): the record read and written for every order stays
+    small however many orders the customer has (with the summaries inline it was ~30 KB at the
+    limit, parsed, re-encoded and sent to the changelog once per order)."""
+
     customerId: str
-    orders: list[OrderSummary] = Field(default_factory=list)  # newest placed first
+    recent: list[OrderRef] = Field(default_factory=list)  # newest placed first
     placed: int = 0
     confirmed: int = 0
     spentCents: int = 0
     applied: dict[str, int] = Field(default_factory=dict)
+
+    def lists(self, order_id: str) -> bool:
+        return any(r.orderId == order_id for r in self.recent)
 
 
 class HourSales(_Frozen):
@@ -137,19 +151,36 @@ def record_order(history: CustomerOrders | None, s: OrderSummary) -> Decision[Cu
     if history is not None and already_applied(history.applied, key, s.origin.offset):
         return Decision(duplicate=True)
     history = history or CustomerOrders(customerId=s.customerId)
-    if any(o.orderId == s.orderId for o in history.orders):
+    if history.lists(s.orderId):
         return Decision(stamp(history, key, s.origin.offset), duplicate=True)
-    newest = sorted([*history.orders, s], key=lambda o: (o.placedAt, o.orderId), reverse=True)
+    ref = OrderRef(orderId=s.orderId, placedAt=s.placedAt)
+    newest = sorted([*history.recent, ref], key=lambda o: (o.placedAt, o.orderId), reverse=True)
     confirmed = s.status == "CONFIRMED"
     new = history.model_copy(
         update={
-            "orders": newest[:HISTORY_LIMIT],
+            "recent": newest[:HISTORY_LIMIT],
             "placed": history.placed + 1,
             "confirmed": history.confirmed + int(confirmed),
             "spentCents": history.spentCents + (s.totalCents if confirmed else 0),
         }
     )
     return Decision(stamp(new, key, s.origin.offset))
+
+
+def history_key(customer_id: str, order_id: str) -> str:
+    """The key of a listed order's summary in the customer history table ('/' is in no id)."""
+    return f"{customer_id}/{order_id}"
+
+
+def relisted(
+    before: CustomerOrders | None, after: CustomerOrders, s: OrderSummary
+) -> tuple[OrderSummary | None, list[str]]:
+    """What `record_order` changed in the listed summaries: the summary to store (when `s` is
+    newly listed) and the order ids no longer listed, whose summaries go."""
+    was = {r.orderId for r in before.recent} if before is not None else set()
+    now = {r.orderId for r in after.recent}
+    added = s if s.orderId in now - was else None
+    return added, sorted(was - now)
 
 
 def record_sale(
@@ -201,10 +232,14 @@ def summary_view(s: OrderSummary) -> dict[str, Any]:
     }
 
 
-def customer_view(h: CustomerOrders, limit: int = HISTORY_LIMIT) -> dict[str, Any]:
+def customer_view(
+    h: CustomerOrders, listed: Callable[[str], OrderSummary | None], limit: int = HISTORY_LIMIT
+) -> dict[str, Any]:
+    """The history as readers see it; `listed(orderId)` gives a listed order's summary."""
+    summaries = (listed(r.orderId) for r in h.recent[:limit])
     return {
         "customerId": h.customerId,
-        "orders": [summary_view(o) for o in h.orders[:limit]],
+        "orders": [summary_view(s) for s in summaries if s is not None],
         "totals": {"orders": h.placed, "confirmed": h.confirmed, "spent": h.spentCents / 100},
     }
 

@@ -3,6 +3,8 @@ served by the worker that owns it (Faust's table_route), so any worker answers t
 
 from __future__ import annotations
 
+from functools import partial
+
 from faust.web import Request, Response, View
 
 from app.application import app
@@ -19,7 +21,7 @@ from app.web import query
 from app.web.cluster import routed
 from app.web.health import require_ready
 from app.web.orders import served_by
-from tables.customer_orders import customer_orders_table, get_history
+from tables.customer_orders import customer_orders_table, get_history, get_listed
 from tables.product_sales import get_sales, product_sales_table
 
 
@@ -31,7 +33,8 @@ class CustomerOrdersView(View):
         require_ready()
         limit = query.integer(request, "limit", 20, 1, HISTORY_LIMIT)
         history = get_history(customer_id) or CustomerOrders(customerId=customer_id)
-        return self.json({**customer_view(history, limit), "servedBy": served_by()})
+        view = customer_view(history, partial(get_listed, customer_id), limit)
+        return self.json({**view, "servedBy": served_by()})
 
 
 @app.page("/sales/{sku}")

@@ -93,7 +93,7 @@ def test_first_order_starts_a_history_with_totals() -> None:
 
     h = decision.state
     assert h is not None and not decision.duplicate
-    assert [o.orderId for o in h.orders] == ["o-1"]
+    assert [o.orderId for o in h.recent] == ["o-1"]
     assert (h.placed, h.confirmed, h.spentCents, h.applied) == (1, 1, 2550, {"p1": 5})
 
 
@@ -127,8 +127,47 @@ def test_history_lists_the_newest_orders_and_counts_all() -> None:
         placed = T + timedelta(minutes=n)
         h = record_order(h, summarize(outcome(f"o-{n}", placed=placed), at(0, n))).state
     assert h is not None
-    assert len(h.orders) == HISTORY_LIMIT and h.placed == HISTORY_LIMIT + 5
-    assert h.orders[0].orderId == f"o-{HISTORY_LIMIT + 4}" and h.orders[-1].orderId == "o-5"
+    assert len(h.recent) == HISTORY_LIMIT and h.placed == HISTORY_LIMIT + 5
+    assert h.recent[0].orderId == f"o-{HISTORY_LIMIT + 4}" and h.recent[-1].orderId == "o-5"
+
+
+def test_a_newly_listed_order_stores_its_summary_and_evicts_the_oldest() -> None:
+    h: CustomerOrders | None = None
+    for n in range(HISTORY_LIMIT):
+        h = record_order(
+            h, summarize(outcome(f"o-{n}", placed=T + timedelta(minutes=n)), at(0, n))
+        ).state
+    newest = summarize(outcome("o-new", placed=T + timedelta(days=1)), at(0, 500))
+
+    after = record_order(h, newest).state
+    assert after is not None
+
+    assert projections.relisted(h, after, newest) == (newest, ["o-0"])
+
+
+def test_an_order_older_than_the_listed_ones_is_counted_not_listed() -> None:
+    h: CustomerOrders | None = None
+    for n in range(HISTORY_LIMIT):
+        h = record_order(
+            h, summarize(outcome(f"o-{n}", placed=T + timedelta(minutes=n)), at(0, n))
+        ).state
+    oldest = summarize(outcome("o-old", placed=T - timedelta(days=1)), at(0, 500))
+
+    after = record_order(h, oldest).state
+    assert after is not None and after.placed == HISTORY_LIMIT + 1
+
+    assert projections.relisted(h, after, oldest) == (None, [])
+
+
+def test_a_repeat_from_another_origin_lists_nothing_new() -> None:
+    s = summarize(outcome(), at(1, 5))
+    once = record_order(None, s).state
+    assert once is not None and projections.relisted(None, once, s) == (s, [])
+
+    again = record_order(once, summarize(outcome(), at(2, 9))).state
+    assert again is not None
+
+    assert projections.relisted(once, again, s) == (None, [])
 
 
 # --- sales per product per hour --------------------------------------------------------------
@@ -198,10 +237,11 @@ def test_sales_view_fills_the_hours_without_sales() -> None:
 
 
 def test_customer_view_shows_amounts_in_currency_units() -> None:
-    h = record_order(None, summarize(outcome(), at(0, 1))).state
+    s = summarize(outcome(), at(0, 1))
+    h = record_order(None, s).state
     assert h is not None
 
-    view = projections.customer_view(h, limit=5)
+    view = projections.customer_view(h, {s.orderId: s}.get, limit=5)
 
     assert view["totals"] == {"orders": 1, "confirmed": 1, "spent": 25.5}
     assert view["orders"][0]["items"][1] == {"productId": "p-2", "quantity": 1, "price": 5.5}

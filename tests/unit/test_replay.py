@@ -3,7 +3,7 @@ difference with the live read models is named by model, key and field."""
 
 from __future__ import annotations
 
-from app.domain.projections import Origin
+from app.domain.projections import HISTORY_LIMIT, Origin
 from app.replay import ReadModels, diff
 from tests.unit.test_projection_rules import outcome
 
@@ -36,8 +36,24 @@ def test_a_live_model_behind_the_log_is_named_field_by_field() -> None:
     found = diff(models("o-1").views(), models("o-1", "o-2").views())
 
     assert "order_summaries o-2: missing live (the rebuild has it)" in found
-    assert "customer_orders c-1: placed: live 1, rebuilt 2" in found
+    assert "customer_orders c-1: totals.orders: live 1, rebuilt 2" in found
     assert "product_sales p-1: hours[0].units: live 2, rebuilt 4" in found
+
+
+def test_a_listed_summary_missing_live_is_named() -> None:
+    live, rebuilt = models("o-1", "o-2"), models("o-1", "o-2")
+    del live.listed["c-1/o-2"]
+
+    found = diff(live.views(), rebuilt.views())
+
+    assert any(line.startswith("customer_orders c-1: orders") for line in found), found
+
+
+def test_the_history_keeps_the_newest_listed_summaries_only() -> None:
+    rebuilt = models(*[f"o-{n}" for n in range(HISTORY_LIMIT + 3)])
+
+    assert len(rebuilt.listed) == HISTORY_LIMIT
+    assert rebuilt.customers["c-1"].placed == HISTORY_LIMIT + 3
 
 
 def test_a_key_only_live_is_named() -> None:

@@ -45,6 +45,7 @@ app = faust.App(
     web_tables_enabled=settings.web_builtin_views,
     producer_acks=-1,
     producer_linger_ms=settings.producer_linger_ms,
+    producer_max_batch_size=settings.producer_batch_kb * 1024,
     broker_commit_every=settings.commit_every,
     broker_commit_interval=settings.commit_interval_s,
     stream_buffer_maxsize=4096,

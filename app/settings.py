@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     # Table writes queue in Faust's producer buffer; past this many, stream processing waits.
     producer_buffer_max: int = 100
     producer_linger_ms: int = 5
+    # Per partition the Kafka client fills one batch at a time and, when it is full, waits for it
+    # to reach the broker; at the client's 16 KB a few large table records filled it, and the
+    # table writes queued behind it stopped the streams (see docs/scaling.md).
+    producer_batch_kb: int = 256
     # Offsets are committed every commit_interval_s, or sooner after commit_every records.
     commit_every: int = 1000
     commit_interval_s: float = 1.0

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from app.application import raw_table
 from app.domain.projections import CustomerOrders, OrderSummary, history_key
+from app.model_table import ModelTable
 
 customer_orders_table = raw_table("customer_orders", "Order history per customer.")
+_models = ModelTable(customer_orders_table, CustomerOrders)
 
 
 def get_history(customer_id: str) -> CustomerOrders | None:
-    raw = customer_orders_table.get(customer_id.encode())
-    return None if raw is None else CustomerOrders.model_validate_json(raw)
+    return _models.get(customer_id)
 
 
 def put_history(history: CustomerOrders) -> None:
-    customer_orders_table[history.customerId.encode()] = history.model_dump_json().encode()
+    _models.put(history.customerId, history)
 
 
 def get_listed(customer_id: str, order_id: str) -> OrderSummary | None:

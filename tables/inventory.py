@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from app.application import raw_table
 from app.domain.inventory import ProductStock
+from app.model_table import ModelTable
 
 stock_table = raw_table("inventory", "Stock per product, keyed by productId.")
+_models = ModelTable(stock_table, ProductStock)
 
 
 def get_stock(product_id: str) -> ProductStock | None:
-    raw = stock_table.get(product_id.encode())
-    return None if raw is None else ProductStock.model_validate_json(raw)
+    return _models.get(product_id)
 
 
 def put_stock(stock: ProductStock) -> None:
-    stock_table[stock.productId.encode()] = stock.model_dump_json().encode()
+    _models.put(stock.productId, stock)

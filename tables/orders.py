@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from app.application import raw_table
 from app.domain.saga import OrderState
+from app.model_table import ModelTable
 
 orders_table = raw_table("orders", "Order saga state, keyed by orderId.")
+_models = ModelTable(orders_table, OrderState)
 
 # orderId -> (step, deadline) of orders this worker is driving; rebuilt by a scan after start.
 open_deadlines: dict[str, tuple[str, float]] = {}
 
 
 def get_order(order_id: str) -> OrderState | None:
-    raw = orders_table.get(order_id.encode())
-    return None if raw is None else OrderState.model_validate_json(raw)
+    return _models.get(order_id)
 
 
 def put_order(order: OrderState) -> None:
-    orders_table[order.orderId.encode()] = order.model_dump_json().encode()
+    _models.put(order.orderId, order)
     if order.terminal:
         open_deadlines.pop(order.orderId, None)
     else:

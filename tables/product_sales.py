@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from app.application import raw_table
 from app.domain.projections import ProductSales
+from app.model_table import ModelTable
 
 product_sales_table = raw_table("product_sales", "Hourly sales per product, keyed by productId.")
+_models = ModelTable(product_sales_table, ProductSales)
 
 
 def get_sales(product_id: str) -> ProductSales | None:
-    raw = product_sales_table.get(product_id.encode())
-    return None if raw is None else ProductSales.model_validate_json(raw)
+    return _models.get(product_id)
 
 
 def put_sales(sales: ProductSales) -> None:
-    product_sales_table[sales.productId.encode()] = sales.model_dump_json().encode()
+    _models.put(sales.productId, sales)

@@ -49,3 +49,10 @@ def test_every_table_opens_its_stores_with_the_bounded_options() -> None:
     assert len(app.tables) == 6
     for table in app.tables.values():
         assert table.options == rocksdb_options(settings), table.name
+
+
+def test_the_producer_fills_batches_of_the_configured_size() -> None:
+    from app.application import app, settings
+
+    assert settings.producer_batch_kb >= 64  # a table record of several KB must not fill one
+    assert app.conf.producer_max_batch_size == settings.producer_batch_kb * 1024

@@ -16,6 +16,7 @@ from app import faust_patches, metrics, tracing
 from app.events import Event, encode
 from app.faust_monitor import FastPrometheusMonitor
 from app.kafka_auth import broker_credentials
+from app.partitioner import partition_for
 from app.settings import Settings, get_settings
 from app.topics import registry, route
 
@@ -46,6 +47,7 @@ app = faust.App(
     producer_acks=-1,
     producer_linger_ms=settings.producer_linger_ms,
     producer_max_batch_size=settings.producer_batch_kb * 1024,
+    producer_partitioner=partition_for,  # Kafka's default, with key hashes remembered
     broker_commit_every=settings.commit_every,
     broker_commit_interval=settings.commit_interval_s,
     stream_buffer_maxsize=4096,
@@ -60,11 +62,13 @@ tracing.configure(settings, instance=f"{app.conf.web_host}:{settings.web_port}")
 
 
 @cache
-def topic(*roles: str) -> Any:
-    """The Faust channel for one or more registry topics (raw bytes: we decode and validate)."""
+def topic(*roles: str, maxsize: int | None = None) -> Any:
+    """The Faust channel for one or more registry topics (raw bytes: we decode and validate);
+    `maxsize`: records fetched ahead into its queue (default: the app's stream_buffer_maxsize)."""
     specs = [registry(settings)[r] for r in roles]
     return app.topic(
         *[s.name for s in specs],
+        maxsize=maxsize,
         key_serializer="raw",
         value_serializer="raw",
         partitions=specs[0].partitions,

@@ -8,7 +8,9 @@ from app.domain.projections import CustomerOrders, OrderSummary, history_key
 from app.model_table import ModelTable
 
 customer_orders_table = raw_table("customer_orders", "Order history per customer.")
-_models = ModelTable(customer_orders_table, CustomerOrders)
+# Not remembered: a customer's record comes back once per 500 orders or so (as many customers),
+# and 500 decoded histories of 100 listed orders held ~25 MB for a parse saved now and then.
+_models = ModelTable(customer_orders_table, CustomerOrders, remember=0)
 
 
 def get_history(customer_id: str) -> CustomerOrders | None:

@@ -8,18 +8,12 @@ from datetime import timedelta
 import pytest
 
 from agents.customer_orders import customer_orders_agent
-from app import delivery
 from app.domain.projections import HISTORY_LIMIT, ORIGIN_HEADER
 from app.events import encode
 from tables.customer_orders import get_history, get_listed
 from tests.unit.test_projection_rules import T, outcome
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest.fixture(autouse=True)
-def fresh_partitions() -> None:
-    delivery.forget()  # each test's records start at offset 0 again
 
 
 async def test_history_keeps_the_newest_summaries_and_a_replay_changes_nothing() -> None:

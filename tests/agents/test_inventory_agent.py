@@ -3,14 +3,12 @@ applied again, a new duplicate (new offset) is absorbed by the rules, and a bad 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 import agents.inventory as inventory_agent_module
 from agents.inventory import inventory_agent
-from app import delivery
 from app.events import (
     CommitStock,
     Event,
@@ -22,24 +20,14 @@ from app.events import (
     utcnow,
 )
 from tables.inventory import get_stock
+from tests.agents.conftest import capture_publish
 
 pytestmark = pytest.mark.asyncio
 
 
-@pytest.fixture(autouse=True)
-def fresh_partitions() -> None:
-    delivery.forget()  # each test's records start at offset 0 again
-
-
 @pytest.fixture
-async def sent(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[Event]]:
-    out: list[Event] = []
-
-    async def capture(event: Event, *args: Any, **kwargs: Any) -> None:
-        out.append(event)
-
-    monkeypatch.setattr(inventory_agent_module, "publish", capture)
-    yield out
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[Event]:
+    return capture_publish(monkeypatch, inventory_agent_module)
 
 
 # The table outlives one test_context, so each test uses its own product.

@@ -14,18 +14,14 @@ from app import metrics
 from app.events import Event, SagaTimedOut
 from app.group_offsets import Progress
 from tables.orders import open_deadlines
+from tests.agents.conftest import capture_publish
 
 pytestmark = pytest.mark.asyncio
 
 
 @pytest.fixture
 async def sent(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[Event]]:
-    out: list[Event] = []
-
-    async def capture(event: Event, *args: Any, **kwargs: Any) -> None:
-        out.append(event)
-
-    monkeypatch.setattr(timer, "publish", capture)
+    out = capture_publish(monkeypatch, timer)
     monkeypatch.setitem(timer._state, "scanned", True)
     timer._seen.clear()
     open_deadlines.clear()

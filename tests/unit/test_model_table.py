@@ -60,3 +60,13 @@ def test_it_remembers_a_bounded_number_of_keys_the_least_recent_go_first() -> No
     table.get("y")
     table.put("w", Thing(name="w"))
     assert list(table._memo) == [b"y", b"w"]
+
+
+def test_remember_zero_parses_every_time() -> None:
+    raw: dict[bytes, bytes] = {b"a": b'{"name": "a"}'}
+    table = ModelTable(raw, Thing, remember=0)
+
+    first = table.get("a")
+
+    assert first == table.get("a") and table.get("a") is not first
+    assert not table._memo

@@ -131,12 +131,19 @@ def test_history_lists_the_newest_orders_and_counts_all() -> None:
     assert h.recent[0].orderId == f"o-{HISTORY_LIMIT + 4}" and h.recent[-1].orderId == "o-5"
 
 
-def test_a_newly_listed_order_stores_its_summary_and_evicts_the_oldest() -> None:
+def full_history() -> CustomerOrders:
+    """A customer with HISTORY_LIMIT orders, o-0 placed first."""
     h: CustomerOrders | None = None
     for n in range(HISTORY_LIMIT):
         h = record_order(
             h, summarize(outcome(f"o-{n}", placed=T + timedelta(minutes=n)), at(0, n))
         ).state
+    assert h is not None
+    return h
+
+
+def test_a_newly_listed_order_stores_its_summary_and_evicts_the_oldest() -> None:
+    h = full_history()
     newest = summarize(outcome("o-new", placed=T + timedelta(days=1)), at(0, 500))
 
     after = record_order(h, newest).state
@@ -146,11 +153,7 @@ def test_a_newly_listed_order_stores_its_summary_and_evicts_the_oldest() -> None
 
 
 def test_an_order_older_than_the_listed_ones_is_counted_not_listed() -> None:
-    h: CustomerOrders | None = None
-    for n in range(HISTORY_LIMIT):
-        h = record_order(
-            h, summarize(outcome(f"o-{n}", placed=T + timedelta(minutes=n)), at(0, n))
-        ).state
+    h = full_history()
     oldest = summarize(outcome("o-old", placed=T - timedelta(days=1)), at(0, 500))
 
     after = record_order(h, oldest).state

@@ -63,7 +63,9 @@ def test_the_survivor_of_a_failover_redrives_the_orders_it_inherits(stack: type[
     while True:
         report = asyncio.run(collect(s.settings, ORDERS))
         problems = invariant_violations(report, ORDERS)
-        if not problems or time.monotonic() > deadline:
+        # the terminal status is sent with the stock commands: wait for those to apply too
+        settled = "SKU-D" in report.stock and report.stock["SKU-D"].held == 0
+        if (not problems and settled) or time.monotonic() > deadline:
             break
         time.sleep(2)
     assert problems == [], f"{problems}\n{w2.name} log: {w2.log_path}"

@@ -43,14 +43,7 @@ class ModelTable(Generic[M]):
         self.table[k] = raw
         self._keep(k, raw, model)
 
-    def pop(self, key: str) -> None:
-        k = key.encode()
-        self.table.pop(k, None)
-        self._memo.pop(k, None)
-
     def _keep(self, key: bytes, raw: bytes, model: M) -> None:
-        if not self.remember:
-            return
         self._memo[key] = (raw, model)
         self._memo.move_to_end(key)
         if len(self._memo) > self.remember:

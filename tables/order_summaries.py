@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from app.application import raw_table
 from app.domain.projections import OrderSummary
-from app.model_table import ModelTable
 
 summaries_table = raw_table("order_summaries", "Settled order summaries, keyed by orderId.")
-_models = ModelTable(summaries_table, OrderSummary, remember=0)  # read about once per order
 
 
 def get_summary(order_id: str) -> OrderSummary | None:
-    return _models.get(order_id)
+    raw = summaries_table.get(order_id.encode())
+    return None if raw is None else OrderSummary.model_validate_json(raw)
 
 
 def put_summary(summary: OrderSummary) -> None:
-    _models.put(summary.orderId, summary)
+    summaries_table[summary.orderId.encode()] = summary.model_dump_json().encode()

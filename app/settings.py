@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # Comma-separated agent names this worker runs (empty: all). A stage deployed on its own
     # (e.g. "inventory") needs its own app_id, so its consumer group holds only its topics.
     agents: str = ""
+    # A table partition at least this many changelog records behind is restored in bulk, not
+    # through Faust's per-record path (app/bulk_restore.py); 0 turns the bulk path off.
+    recovery_bulk_min: int = 1000
 
     # --- topics (names and configs; see app/topics.py) -------------------
     topic_prefix: str = ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from collections import Counter
 
@@ -13,6 +14,8 @@ from app.gateway import attempt_fails
 from tests.integration.conftest import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+BULK_LOG = re.compile(r"bulk restore: (\d+) records")
 
 
 def _sold_per_product(result: demo.DemoResult) -> Counter[str]:
@@ -76,11 +79,13 @@ def test_every_event_delivered_twice_changes_nothing(stack: type[Stack]) -> None
     assert all(len(c) == 1 for c in result.report.charges.values())
 
 
+@pytest.mark.parametrize("bulk_min", [1, 0], ids=["bulk-restore", "faust-replay"])
 def test_worker_restart_with_wiped_data_rebuilds_tables_from_changelogs(
-    stack: type[Stack],
+    stack: type[Stack], bulk_min: int
 ) -> None:
-    # Given a worker processing a stream of orders
-    s = stack()
+    # Given a worker processing a stream of orders (its tables restored in bulk, or by Faust's
+    # own record-by-record replay)
+    s = stack(recovery_bulk_min=bulk_min)
     worker = s.worker()
 
     async def scenario() -> demo.DemoResult:
@@ -98,3 +103,9 @@ def test_worker_restart_with_wiped_data_rebuilds_tables_from_changelogs(
     result = asyncio.run(scenario())
     # Then the tables were rebuilt from the changelogs and the run ends correct
     _assert_run_correct(result)
+    assert worker.log_path is not None
+    restored = [int(n) for n in BULK_LOG.findall(worker.log_path.read_text())]
+    if bulk_min:
+        assert restored and restored[-1] > 1000, restored
+    else:
+        assert restored == []

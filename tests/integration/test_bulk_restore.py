@@ -1,0 +1,155 @@
+"""The bulk restore reader against a real broker, into real RocksDB databases (app/bulk_restore.py).
+A worker using it end to end: tests/integration/test_pipeline.py (wiped data directory)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from rocksdict import Options, Rdict
+
+from app.broker import LocalBroker
+from app.bulk_restore import Span, restore, store_writer
+from app.settings import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+OFFSET_KEY = b"__faust\0offset__"
+
+
+class RocksStore:
+    """Faust's RocksDB store as the restore sees it: one database per partition."""
+
+    offset_key = OFFSET_KEY
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dbs: dict[int, Rdict] = {}
+
+    def _db_for_partition(self, partition: int) -> Rdict:
+        if partition not in self.dbs:
+            self.dbs[partition] = Rdict(str(self.root / f"p{partition}"), Options(raw_mode=True))
+        return self.dbs[partition]
+
+    def contents(self, partition: int) -> dict[bytes, bytes]:
+        return {
+            cast(bytes, k): cast(bytes, v) for k, v in self._db_for_partition(partition).items()
+        }
+
+    def close(self) -> None:
+        for db in self.dbs.values():
+            db.close()
+
+
+async def _changelog(
+    bootstrap: str, topic: str, records: list[tuple[int, bytes, bytes | None]]
+) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        sent = [
+            await producer.send(topic, value, key=key, partition=p) for p, key, value in records
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+def _history(n: int) -> list[tuple[int, bytes, bytes | None]]:
+    """n writes over n // 10 keys per partition, every 7th a delete (tombstone)."""
+    out: list[tuple[int, bytes, bytes | None]] = []
+    for i in range(n):
+        key = f"k{i % (n // 10)}".encode()
+        out.append((i % 2, key, None if i % 7 == 0 else f"v{i}".encode()))
+    return out
+
+
+def _latest(records: list[tuple[int, bytes, bytes | None]], partition: int) -> dict[bytes, bytes]:
+    state: dict[bytes, bytes | None] = {}
+    for p, key, value in records:
+        if p == partition:
+            state[key] = value
+    return {k: v for k, v in state.items() if v is not None}
+
+
+def _restore(
+    settings: Settings, spans: dict[TopicPartition, Span], store: RocksStore, **kw: Any
+) -> dict[TopicPartition, int]:
+    writer = store_writer(dict.fromkeys(spans, store))
+    return asyncio.run(restore(settings, spans, writer, kw.get("keep_going", lambda: True)))
+
+
+def test_restores_the_latest_value_of_every_key_and_the_offset(
+    kafka: LocalBroker, tmp_path: Path
+) -> None:
+    # Given a changelog of 20,000 writes (overwrites and tombstones) in two partitions
+    settings = Settings(broker=f"kafka://{kafka.bootstrap}")
+    topic = f"bulk-{uuid.uuid4().hex[:8]}"
+    records = _history(20_000)
+    asyncio.run(_changelog(kafka.bootstrap, topic, records))
+    tps = [TopicPartition(topic, p) for p in (0, 1)]
+    store = RocksStore(tmp_path)
+    try:
+        # When both partitions are read from the start to their end
+        reached = _restore(settings, {tp: Span(0, 10_000) for tp in tps}, store)
+        # Then each database holds exactly the latest value of every key, deleted keys absent,
+        # and the offset of the last record written
+        assert reached == {tp: 10_000 for tp in tps}
+        for p in (0, 1):
+            contents = store.contents(p)
+            assert contents.pop(OFFSET_KEY) == b"9999"
+            assert contents == _latest(records, p)
+            assert len(contents) < 1000  # tombstones removed keys
+    finally:
+        store.close()
+
+
+def test_reads_only_its_span_and_writing_again_changes_nothing(
+    kafka: LocalBroker, tmp_path: Path
+) -> None:
+    # Given a changelog, and a database restored up to offset 4,000 of partition 0
+    settings = Settings(broker=f"kafka://{kafka.bootstrap}")
+    topic = f"bulk-{uuid.uuid4().hex[:8]}"
+    records = _history(20_000)
+    asyncio.run(_changelog(kafka.bootstrap, topic, records))
+    tp = TopicPartition(topic, 0)
+    store = RocksStore(tmp_path)
+    try:
+        _restore(settings, {tp: Span(0, 4_000)}, store)
+        first = [r for r in records if r[0] == 0][:4_000]
+        assert store.contents(0) == {**_latest(first, 0), OFFSET_KEY: b"3999"}
+        # When the restore goes on from an offset before the one reached (a replay), to the end
+        reached = _restore(settings, {tp: Span(3_500, 10_000)}, store)
+        # Then the result is the same as one clean pass
+        assert reached == {tp: 10_000}
+        assert store.contents(0) == {**_latest(records, 0), OFFSET_KEY: b"9999"}
+        assert not store.contents(1)  # the other partition untouched
+    finally:
+        store.close()
+
+
+def test_a_stop_before_reading_writes_nothing(kafka: LocalBroker, tmp_path: Path) -> None:
+    # Given a changelog, and a rebalance signalled before the restore's first fetch
+    settings = Settings(broker=f"kafka://{kafka.bootstrap}")
+    topic = f"bulk-{uuid.uuid4().hex[:8]}"
+    asyncio.run(_changelog(kafka.bootstrap, topic, _history(2_000)))
+    tp = TopicPartition(topic, 0)
+    store = RocksStore(tmp_path)
+    try:
+        reached = _restore(settings, {tp: Span(200, 1_000)}, store, keep_going=lambda: False)
+        # Then it reports where it stands (its start) and leaves the database alone
+        assert reached == {tp: 200}
+        assert store.contents(0) == {}
+    finally:
+        store.close()

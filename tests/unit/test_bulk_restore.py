@@ -1,0 +1,26 @@
+"""Which changelog partitions the bulk restore reads, and from where (app/bulk_restore.py)."""
+
+from __future__ import annotations
+
+from aiokafka import TopicPartition
+from faust.types import TP
+
+from app.bulk_restore import Span, spans_behind
+
+A, B, C = TP("t", 0), TP("t", 1), TP("t", 2)
+
+
+def test_a_partition_far_enough_behind_is_read_from_the_next_offset_to_the_highwater() -> None:
+    # Faust's offsets are the last applied (-1 or None: nothing yet); highwaters the last offset
+    spans = spans_behind([A, B, C], {A: None, B: 499, C: 900}, {A: 999, B: 999, C: 999}, 500)
+    assert spans == {TopicPartition("t", 0): Span(0, 1000), TopicPartition("t", 1): Span(500, 1000)}
+
+
+def test_nothing_is_read_when_off_or_when_the_changelog_is_empty() -> None:
+    assert spans_behind([A], {A: -1}, {A: 999}, 0) == {}
+    assert spans_behind([A, B], {A: -1, B: None}, {A: -1, B: None}, 1) == {}
+
+
+def test_the_spans_are_keyed_like_faust_keys_its_offsets() -> None:
+    (tp,) = spans_behind([A], {A: -1}, {A: 10}, 1)
+    assert tp == A and hash(tp) == hash(A)  # so offsets[tp] = ... updates Faust's entry

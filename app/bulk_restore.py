@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 TIME_SHARE = 0.5  # of Faust's broker_request_timeout
 FETCH_RECORDS = 20_000  # records per getmany
-PARTITION_FETCH_BYTES = 8 * 1024 * 1024
+PARTITION_FETCH_BYTES = 2 * 1024 * 1024  # 8 MB: no faster, +150 MB RSS
 
 Apply = Callable[[TopicPartition, list[ConsumerRecord[bytes, bytes]]], None]
 

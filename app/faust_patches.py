@@ -42,7 +42,11 @@ runs empty or every RECOVERY_CHECK_EVERY records.
 
 6. And a partition far behind its changelog is not replayed record by record at all: after Faust
 built the offsets to recover from, `app/bulk_restore.py` reads those partitions in bulk into
-RocksDB and moves the offsets on (`_build_offsets`)."""
+RocksDB and moves the offsets on (`_build_offsets`).
+
+7. Faust's table manager sleeps 1 s before it starts, for tables defined after the app starts;
+ours are all defined when their modules are imported, before the worker starts, so every worker
+start (and readiness after a restart) skips that second (`_start_tables`)."""
 
 from __future__ import annotations
 
@@ -53,6 +57,7 @@ from time import monotonic
 from typing import Any, cast
 
 from faust.events import Event
+from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer
 from faust.transport.producer import ProducerBuffer
@@ -349,7 +354,15 @@ async def _build_offsets(
         await bulk_restore.catch_up(self, get_settings(), tps, destination)
 
 
+async def _start_tables(self: Any) -> None:
+    """Faust 0.15.3's TableManager.on_start without its first `await self.sleep(1.0)`."""
+    if not self.should_stop:
+        await self._update_channels()
+        await self.recovery.start()
+
+
 def apply() -> None:
+    TableManager.on_start = _start_tables  # type: ignore[method-assign]
     Recovery._build_offsets = _build_offsets  # type: ignore[method-assign]
     task = cast(Any, Recovery)._slurp_changelogs
     task.fun = _slurp_changelogs  # a Service.task: the worker starts task.fun

@@ -48,8 +48,9 @@ class Settings(BaseSettings):
     # (e.g. "inventory") needs its own app_id, so its consumer group holds only its topics.
     agents: str = ""
     # A table partition at least this many changelog records behind is restored in bulk, not
-    # through Faust's per-record path (app/bulk_restore.py); 0 turns the bulk path off.
-    recovery_bulk_min: int = 1000
+    # through Faust's per-record path (app/bulk_restore.py); 0 turns the bulk path off. Even a
+    # few records: Faust's path took ~1 s to start fetching them.
+    recovery_bulk_min: int = 1
 
     # --- topics (names and configs; see app/topics.py) -------------------
     topic_prefix: str = ""

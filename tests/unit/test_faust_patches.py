@@ -251,3 +251,31 @@ def test_recovery_loop_is_replaced() -> None:
     import app.application  # noqa: F401  (applies the patches)
 
     assert cast(Any, Recovery)._slurp_changelogs.fun is faust_patches._slurp_changelogs
+
+
+def test_recovery_offsets_go_through_the_bulk_restore_and_tables_start_at_once() -> None:
+    from faust.tables.manager import TableManager
+    from faust.tables.recovery import Recovery
+
+    import app.application  # noqa: F401  (applies the patches)
+
+    assert Recovery._build_offsets is faust_patches._build_offsets
+    assert TableManager.on_start is faust_patches._start_tables
+
+
+async def test_the_table_manager_starts_its_tables_then_recovery_without_a_pause() -> None:
+    calls: list[str] = []
+
+    class Manager:
+        should_stop = False
+
+        async def _update_channels(self) -> None:
+            calls.append("channels")
+
+        class recovery:
+            @staticmethod
+            async def start() -> None:
+                calls.append("recovery")
+
+    await asyncio.wait_for(faust_patches._start_tables(Manager()), timeout=0.5)
+    assert calls == ["channels", "recovery"]

@@ -73,6 +73,13 @@ def spans_behind(
     return spans
 
 
+def behind(
+    spans: Mapping[TopicPartition, Span], reached: Mapping[TopicPartition, int] | None = None
+) -> int:
+    """Records (offsets) left to read, from the start of each span or from `reached`."""
+    return sum(s.end - (reached[tp] if reached else s.start) for tp, s in spans.items())
+
+
 async def read_spans(
     consumer: AIOKafkaConsumer,
     spans: Mapping[TopicPartition, Span],
@@ -184,6 +191,7 @@ async def catch_up(
             and time.monotonic() < deadline
         )
 
+    log.info("bulk restore: reading %d records of %d partitions", behind(spans), len(spans))
     started = time.monotonic()
     in_transaction = bool(recovery.app.in_transaction)
     reached = await restore(settings, spans, apply, keep_going, read_committed=in_transaction)
@@ -192,7 +200,7 @@ async def catch_up(
             offsets[tp] = position - 1
             set_offset(stores[tp], tp, position - 1)
     took = time.monotonic() - started
-    left = sum(spans[tp].end - reached[tp] for tp in spans)
+    left = behind(spans, reached)
     log.info(
         "bulk restore: %d records into %d partitions in %.2f s (%.0f records/s), %d left to Faust",
         written,

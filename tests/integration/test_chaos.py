@@ -32,7 +32,8 @@ def _log_size(proc: WorkerProcess) -> int:
 
 
 def _kill_during_recovery(proc: WorkerProcess) -> bool:
-    """Start the worker and kill -9 it as soon as it begins restoring its tables.
+    """Start the worker and kill -9 it as soon as it begins restoring its tables (in bulk, or
+    through Faust's replay).
 
     Returns whether the kill landed before recovery completed."""
     assert proc.log_path is not None
@@ -41,7 +42,9 @@ def _kill_during_recovery(proc: WorkerProcess) -> bool:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         text = Path(proc.log_path).read_bytes()[mark:]
-        if b"Restoring state" in text or b"Recovery complete" in text:
+        if any(
+            m in text for m in (b"bulk restore: reading", b"Restoring state", b"Recovery complete")
+        ):
             landed = b"Recovery complete" not in text
             proc.kill()
             return landed

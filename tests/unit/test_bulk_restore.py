@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiokafka import TopicPartition
 from faust.types import TP
 
-from app.bulk_restore import Span, spans_behind
+from app.bulk_restore import Span, behind, spans_behind
 
 A, B, C = TP("t", 0), TP("t", 1), TP("t", 2)
 
@@ -24,3 +24,9 @@ def test_nothing_is_read_when_off_or_when_the_changelog_is_empty() -> None:
 def test_the_spans_are_keyed_like_faust_keys_its_offsets() -> None:
     (tp,) = spans_behind([A], {A: -1}, {A: 10}, 1)
     assert tp == A and hash(tp) == hash(A)  # so offsets[tp] = ... updates Faust's entry
+
+
+def test_records_behind_from_the_start_or_from_where_the_reading_got() -> None:
+    spans = {TopicPartition("t", 0): Span(0, 1000), TopicPartition("t", 1): Span(500, 1000)}
+    assert behind(spans) == 1500
+    assert behind(spans, {TopicPartition("t", 0): 1000, TopicPartition("t", 1): 700}) == 300

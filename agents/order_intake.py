@@ -3,14 +3,16 @@ stops fetching new orders while this worker has `saga_max_open` orders open.
 
 Without the bound, a backlog of orders is taken up as fast as it is fetched, far ahead of the
 replies: every order holds stock, the holds per product grow (each reservation then rewrites a
-larger record) and deadlines pass in the queue. The order partitions are taken out of the fetch
-the way Faust does it for a full stream queue (`on_buffer_full`: no pause, no seek, what was
-fetched stays in the client), and put back once the open orders fell to 80% of the bound. The
+larger record) and deadlines pass in the queue. At the bound the order partitions are taken out
+of the consumer's fetch the way Faust does it for a full stream queue (`on_buffer_full`: no
+pause, no seek, what was fetched is still handed over) and put back once the open orders fell to
+80% of it; Faust's own flow control, which puts such a partition back whenever its stream queue
+drains, leaves them out meanwhile (app/faust_patches.py 8). The
 agent itself never waits (a waiting agent would hold up the hand-over of every partition's
-records once its queue is full): the orders already queued are taken, so the bound is the
-setting plus at most one queue of orders, which is kept short (ORDER_QUEUE; the other streams
-queue 4,096 records): with the default queue 500 open orders became ~4,500, and every product's
-stock record carried hundreds of holds, rewritten at each reservation.
+records once its queue is full): the orders already handed over are taken, so a worker holds at
+most the bound, plus its queue (ORDER_QUEUE), plus one fetch (`max_poll_records`). Measured in
+tests/integration/test_intake_bound.py; before, a bound of 300 let ~3,000 orders in at once
+(the queue was 4,096 records, and each drain of it let another fetch in).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from functools import partial
 from typing import Any, cast
 
 from agents.saga import handle
-from app import metrics
+from app import faust_patches, metrics
 from app.application import app, settings, topic
 from app.deadletter import guarded
 from app.topics import registry
@@ -29,8 +31,9 @@ from tables.orders import open_deadlines
 ORDER_TOPIC = registry(settings)["orders"].name
 RESUME_AT = 0.8  # of saga_max_open
 ORDER_QUEUE = 256  # orders fetched ahead of the intake
-#: Order partitions this worker took out of the fetch (the partition watchdog leaves them be).
-throttled: set[Any] = set()
+#: Order partitions this worker took out of the fetch (the partition watchdog leaves them be, and
+#: Faust's queue flow control does not put them back: app/faust_patches.py 8).
+throttled = faust_patches.held_out
 
 
 @app.agent(topic("orders", maxsize=ORDER_QUEUE), name="order-intake")
@@ -45,11 +48,14 @@ async def order_intake(stream: Any) -> None:
 def _throttle() -> None:
     consumer = cast(Any, app.consumer)
     fetched = consumer._get_active_partitions()
-    # Also the ones the queue's own flow control put back meanwhile (it drained below 40%).
-    for tp in [tp for tp in fetched if tp.topic == ORDER_TOPIC]:
-        consumer.on_buffer_full(tp)
-        throttled.add(tp)
-        metrics.intake_throttled()
+    for tp in [tp for tp in consumer.assignment() if tp.topic == ORDER_TOPIC]:
+        # Marked as Faust marks a full queue's partition: out of the fetch, and the records
+        # already fetched are still handed over (an unmarked one's would be dropped).
+        if tp in fetched:
+            consumer.on_buffer_full(tp)
+        if tp not in throttled:  # also one Faust marked itself: its queue draining keeps it out
+            throttled.add(tp)
+            metrics.intake_throttled()
 
 
 @app.timer(interval=0.2)
@@ -61,6 +67,7 @@ def _release() -> None:
     """Fetch new orders again once enough have settled (or after a rebalance re-counted them)."""
     if throttled and len(open_deadlines) < settings.saga_max_open * RESUME_AT:
         consumer = cast(Any, app.consumer)
-        for tp in throttled:
-            consumer.on_buffer_drop(tp)
+        held = list(throttled)
         throttled.clear()
+        for tp in held:
+            consumer.on_buffer_drop(tp)

@@ -51,6 +51,7 @@ app = faust.App(
     broker_commit_every=settings.commit_every,
     broker_commit_interval=settings.commit_interval_s,
     stream_buffer_maxsize=4096,
+    broker_max_poll_records=settings.max_poll_records,
     web_enabled=True,
     broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 4),
@@ -66,15 +67,16 @@ def topic(*roles: str, maxsize: int | None = None) -> Any:
     """The Faust channel for one or more registry topics (raw bytes: we decode and validate);
     `maxsize`: records fetched ahead into its queue (default: the app's stream_buffer_maxsize)."""
     specs = [registry(settings)[r] for r in roles]
-    return app.topic(
+    channel = app.topic(
         *[s.name for s in specs],
-        maxsize=maxsize,
         key_serializer="raw",
         value_serializer="raw",
         partitions=specs[0].partitions,
         replicas=specs[0].replication_factor,
         config=specs[0].configs,
     )
+    channel.maxsize = maxsize  # faust-streaming 0.15.3's app.topic() drops its `maxsize`
+    return channel
 
 
 async def publish(event: Event) -> None:

@@ -73,7 +73,7 @@ async def feed(
         for _ in range(copies):
             await producer.send(topics[role].name, encode(adj), key=key.encode())
     await producer.flush()
-    await _wait_restocked(settings, run_id, set(scenario.restocks))
+    await wait_restocked(settings, run_id, set(scenario.restocks))
     order_topic = topics["orders"].name
     start = time.monotonic()
     for n, order in enumerate(scenario.orders):
@@ -88,7 +88,7 @@ async def feed(
     await producer.flush()
 
 
-async def _wait_restocked(
+async def wait_restocked(
     settings: Settings, run_id: str, products: set[str], timeout_s: float = 120.0
 ) -> None:
     """Until the inventory has applied this run's restocks: stock comes before the orders

@@ -46,7 +46,11 @@ RocksDB and moves the offsets on (`_build_offsets`).
 
 7. Faust's table manager sleeps 1 s before it starts, for tables defined after the app starts;
 ours are all defined when their modules are imported, before the worker starts, so every worker
-start (and readiness after a restart) skips that second (`_start_tables`)."""
+start (and readiness after a restart) skips that second (`_start_tables`).
+
+8. Partitions the app took out of the fetch on purpose (`held_out`: the order intake at its
+bound of open orders) stay out: Faust puts a partition back whenever the stream queue it filled
+drains (`on_buffer_drop`), which let thousands of orders past the bound."""
 
 from __future__ import annotations
 
@@ -68,6 +72,9 @@ from app import bulk_restore, metrics
 from app.settings import get_settings
 
 log = logging.getLogger(__name__)
+
+#: Partitions taken out of the fetch by the app, that Faust's queue flow control must not put back.
+held_out: set[Any] = set()
 
 #: Partitions where a jump was seen: the watchdog repairs their hole at its next check.
 reported: set[Any] = set()
@@ -354,6 +361,14 @@ async def _build_offsets(
         await bulk_restore.catch_up(self, get_settings(), tps, destination)
 
 
+_faust_on_buffer_drop = Consumer.on_buffer_drop
+
+
+def _on_buffer_drop(self: Any, tp: Any) -> None:
+    if tp not in held_out:  # the app puts it back itself (removing it from held_out first)
+        _faust_on_buffer_drop(self, tp)
+
+
 async def _start_tables(self: Any) -> None:
     """Faust 0.15.3's TableManager.on_start without its first `await self.sleep(1.0)`."""
     if not self.should_stop:
@@ -363,6 +378,7 @@ async def _start_tables(self: Any) -> None:
 
 def apply() -> None:
     TableManager.on_start = _start_tables  # type: ignore[method-assign]
+    Consumer.on_buffer_drop = _on_buffer_drop  # type: ignore[method-assign]
     Recovery._build_offsets = _build_offsets  # type: ignore[method-assign]
     task = cast(Any, Recovery)._slurp_changelogs
     task.fun = _slurp_changelogs  # a Service.task: the worker starts task.fun

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     # to reach the broker; at the client's 16 KB a few large table records filled it, and the
     # table writes queued behind it stopped the streams (see docs/scaling.md).
     producer_batch_kb: int = 256
+    # Records handed over per fetch, all partitions together. Faust's default (no limit) hands
+    # over everything the client prefetched (1 MB per partition: ~3,300 orders each), and what
+    # is handed over is processed: the bound on open orders (saga_max_open) did not hold, ~13,000
+    # orders were opened at once (see agents/order_intake.py).
+    max_poll_records: int = 500
     # Offsets are committed every commit_interval_s, or sooner after commit_every records.
     commit_every: int = 1000
     commit_interval_s: float = 1.0
@@ -67,8 +72,8 @@ class Settings(BaseSettings):
     # and is being consumed (agents/timeouts.py).
     saga_backlog_limit: int = 1000
     # Open (not yet settled) orders per worker; past it no new orders are fetched (the ones
-    # already fetched are still taken: see agents/order_intake.py).
-    saga_max_open: int = 500
+    # already handed over are still taken: see agents/order_intake.py).
+    saga_max_open: int = 2000
 
     # --- payment -------------------------------------------------------------
     payment_limit_per_order: float = 1000.0  # simulated gateway declines above this amount

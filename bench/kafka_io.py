@@ -55,9 +55,10 @@ async def end_offsets(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> dict
 
 
 async def edge_timestamps(
-    consumer: AIOKafkaConsumer, topics: Iterable[str]
+    consumer: AIOKafkaConsumer, topics: Iterable[str], since: float | None = None
 ) -> tuple[float, float] | None:
     """(earliest, latest) record timestamps over the topics, in epoch seconds; None if empty.
+    `since` (epoch seconds): only the records from then on.
 
     Reads only the first and last record of every partition (timestamps are set by the one
     producer writing each partition, so they grow along it).
@@ -65,6 +66,9 @@ async def edge_timestamps(
     tps = await _partitions(consumer, topics)
     ends = await consumer.end_offsets(tps) if tps else {}
     begins = await consumer.beginning_offsets(tps) if tps else {}
+    if since is not None and tps:
+        at = await consumer.offsets_for_times(dict.fromkeys(tps, int(since * 1000)))
+        begins = {tp: at[tp].offset if at[tp] is not None else ends[tp] for tp in tps}
     filled = [tp for tp in tps if ends[tp] > begins[tp]]
     if not filled:
         return None

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.demo import wait_restocked
 from app.events import encode
 from app.simulator import Scenario, build_scenario, restock_events
 from app.topics import registry, route
 from bench import kafka_io, procstat, profiling
 from bench.checks import pipeline_problems
 from bench.config import BenchConfig
-from bench.stack import RunStack
+from bench.stack import WORKER_READY_TIMEOUT_S, RunStack
 
 # Registry topics the harness writes before the worker starts.
 INPUT_ROLES = ("orders", "stock_adjustments")
@@ -56,12 +58,35 @@ def scenario_for(
 
 
 async def preload_orders(stack: RunStack, scenario: Scenario, run_id: str) -> None:
-    """Restocks on stock-adjustments, then every order on the order topic."""
+    """For a running worker: restocks on stock-adjustments, and once it applied them (Kafka
+    orders records only within a partition: an order fetched before its product's restock is
+    rejected), every order on the order topic."""
+    await preload_restocks(stack, scenario, run_id)
+    await wait_restocked(stack.settings, run_id, set(scenario.restocks))
+    await preload_order_events(stack, scenario)
+
+
+async def preload_restocks(stack: RunStack, scenario: Scenario, run_id: str) -> None:
     restocks = restock_events(run_id, scenario.restocks)
     adjustments = [(route(adj)[1].encode(), encode(adj)) for adj in restocks]
     await kafka_io.preload(stack.bootstrap, stack.topic("stock_adjustments"), adjustments)
+
+
+async def preload_order_events(stack: RunStack, scenario: Scenario) -> None:
     orders = ((o.order_id.encode(), o.payload) for o in scenario.orders)
     await kafka_io.preload(stack.bootstrap, stack.topic("orders"), orders)
+
+
+def stock_up(stack: RunStack, scenario: Scenario) -> None:
+    """The restocks applied by a worker of their own, stopped before the orders are loaded: the
+    measured worker then starts on the stock and a backlog of orders only."""
+    asyncio.run(preload_restocks(stack, scenario, stack.name))
+    stocker = stack.start_worker("stock")
+    try:
+        stocker.wait_ready(WORKER_READY_TIMEOUT_S)
+        asyncio.run(wait_restocked(stack.settings, stack.name, set(scenario.restocks)))
+    finally:
+        stocker.stop()
 
 
 def measure(
@@ -70,7 +95,9 @@ def measure(
     stack = RunStack(bootstrap, "throughput", config.partitions, config.worker_env)
     stack.create_topics()
     scenario = scenario_for(stack, n_orders)
-    asyncio.run(preload_orders(stack, scenario, stack.name))
+    stock_up(stack, scenario)
+    asyncio.run(preload_order_events(stack, scenario))
+    started = time.time()
     worker = stack.start_worker()
     assert worker.proc is not None
     cpu = procstat.CpuTrace(worker.proc.pid)
@@ -89,13 +116,17 @@ def measure(
                 )
             )
             used = procstat.usage(cpu.pid)
-        return asyncio.run(_result(stack, scenario, used, cpu))
+        return asyncio.run(_result(stack, scenario, used, cpu, started))
     finally:
         stack.stop()
 
 
 async def _result(
-    stack: RunStack, scenario: Scenario, used: procstat.Usage, cpu: procstat.CpuTrace
+    stack: RunStack,
+    scenario: Scenario,
+    used: procstat.Usage,
+    cpu: procstat.CpuTrace,
+    started: float,
 ) -> ThroughputRun:
     problems = await pipeline_problems(stack.settings, scenario)
     n = len(scenario.orders)
@@ -105,7 +136,7 @@ async def _result(
     async with kafka_io.probe(stack.bootstrap) as consumer:
         per_topic = {roles[t]: c for t, c in (await kafka_io.end_offsets(consumer, roles)).items()}
         written = [t for t, role in roles.items() if role not in INPUT_ROLES]
-        first = await kafka_io.edge_timestamps(consumer, written)
+        first = await kafka_io.edge_timestamps(consumer, written, since=started)
         last = await kafka_io.edge_timestamps(consumer, [stack.topic("order_status")])
     assert first is not None and last is not None  # every order reached a status
     elapsed = last[1] - first[0]

@@ -11,6 +11,7 @@ import pytest
 from faust.types import TP
 
 import agents.order_intake as intake
+from app import faust_patches
 from app.application import settings
 from app.topics import registry
 from tables.orders import open_deadlines
@@ -22,9 +23,14 @@ pytestmark = pytest.mark.asyncio
 
 
 class FakeConsumer:
+    """Faust's consumer as the intake sees it, with its full-queue flow control."""
+
     def __init__(self) -> None:
         self.active = {P0, P1, OTHER}
         self.buffered: set[Any] = set()
+
+    def assignment(self) -> set[Any]:
+        return {P0, P1, OTHER}
 
     def _get_active_partitions(self) -> set[Any]:
         return self.active
@@ -34,9 +40,11 @@ class FakeConsumer:
         self.buffered.add(tp)
 
     def on_buffer_drop(self, tp: Any) -> None:
-        if tp in self.buffered:
-            self.buffered.discard(tp)
-            self.active.add(tp)
+        faust_patches._on_buffer_drop(self, tp)  # Faust's, with the app's held-out partitions
+
+    @property
+    def _buffered_partitions(self) -> set[Any]:
+        return self.buffered
 
 
 @pytest.fixture
@@ -74,13 +82,25 @@ async def test_order_partitions_leave_the_fetch_at_the_bound_and_return_at_80_pe
     assert intake.throttled == set()
 
 
-async def test_a_partition_put_back_by_its_queue_is_taken_out_again(
+async def test_a_queue_draining_does_not_put_a_throttled_partition_back(
     consumer: FakeConsumer,
 ) -> None:
+    # Given the intake's own queue full once (Faust marked P1), then the bound reached
+    consumer.on_buffer_full(P1)
     open_orders(10)
     intake._throttle()
-    consumer.on_buffer_drop(P1)  # the stream queue drained below 40% meanwhile
-
-    intake._throttle()
-
+    # When the queue drains (Faust's flow control puts back what it marked)
+    consumer.on_buffer_drop(P1)
+    consumer.on_buffer_drop(P0)
+    # Then the order partitions stay out of the fetch until the open orders fall (and marked
+    # as Faust marks a full queue's: what was already fetched is still handed over)
     assert consumer.active == {OTHER}
+    assert consumer.buffered == {P0, P1}
+    open_orders(7)
+    intake._release()
+    assert consumer.active == {P0, P1, OTHER}
+
+
+async def test_the_intake_queue_is_short() -> None:
+    # (Faust's app.topic() drops its maxsize: the queue was the app's 4,096 records)
+    assert intake.order_intake.channel.maxsize == intake.ORDER_QUEUE == 256

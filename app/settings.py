@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     saga_backlog_limit: int = 1000
     # Open (not yet settled) orders per worker; past it no new orders are fetched (the ones
     # already handed over are still taken: see agents/order_intake.py).
-    saga_max_open: int = 2000
+    saga_max_open: int = 1000
 
     # --- payment -------------------------------------------------------------
     payment_limit_per_order: float = 1000.0  # simulated gateway declines above this amount

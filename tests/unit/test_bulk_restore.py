@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiokafka import TopicPartition
 from faust.types import TP
 
@@ -30,3 +32,16 @@ def test_records_behind_from_the_start_or_from_where_the_reading_got() -> None:
     spans = {TopicPartition("t", 0): Span(0, 1000), TopicPartition("t", 1): Span(500, 1000)}
     assert behind(spans) == 1500
     assert behind(spans, {TopicPartition("t", 0): 1000, TopicPartition("t", 1): 700}) == 300
+
+
+def test_tables_not_in_rocksdb_are_left_to_faust() -> None:
+    from types import SimpleNamespace
+
+    from app.bulk_restore import catch_up
+    from app.settings import Settings
+
+    memory_table = SimpleNamespace(data=SimpleNamespace())  # memory:// store: no RocksDB offsets
+    recovery = SimpleNamespace(active_highwaters={A: 999}, tp_to_table={A: memory_table})
+    offsets = {A: -1}
+    assert asyncio.run(catch_up(recovery, Settings(), [A], offsets)) == 0
+    assert offsets == {A: -1}

@@ -48,6 +48,8 @@ class Store(Protocol):
 
     def _db_for_partition(self, partition: int) -> Any: ...
 
+    def set_persisted_offset(self, tp: Any, offset: int) -> None: ...
+
 
 @dataclass(frozen=True)
 class Span:
@@ -132,10 +134,6 @@ def store_writer(stores: Mapping[TopicPartition, Store]) -> Apply:
     return apply
 
 
-def set_offset(store: Store, tp: TopicPartition, offset: int) -> None:
-    store._db_for_partition(tp.partition).put(store.offset_key, str(offset).encode())
-
-
 async def restore(
     settings: Settings,
     spans: Mapping[TopicPartition, Span],
@@ -199,7 +197,7 @@ async def catch_up(
     for tp, position in reached.items():
         if position - 1 > offsets[tp]:  # nothing left but gaps: Faust need not read them
             offsets[tp] = position - 1
-            set_offset(stores[tp], tp, position - 1)
+            stores[tp].set_persisted_offset(tp, position - 1)
     took = time.monotonic() - started
     left = behind(spans, reached)
     log.info(

@@ -22,6 +22,14 @@ RAW = (
     Measure("raw.peak_rss_mb", "peak RSS, raw loop", "MB", "peak_rss_mb", RSS),
 )
 RAW_RATIO = Measure("ratio.raw", "ratio to the raw loop", "x", "orders_per_s", Target(">=", 0.5))
+# The same chain through Faust with no application code: how much of the gap is Faust's.
+FAUST = (
+    Measure("faust.orders_per_s", "bare Faust loop, orders/s", "orders/s", "orders_per_s"),
+    Measure("faust.messages_per_s", "bare Faust loop, records/s", "records/s", "messages_per_s"),
+    Measure("faust.peak_rss_mb", "peak RSS, bare Faust loop", "MB", "peak_rss_mb"),
+)
+FAUST_RATIO = Measure("ratio.faust", "ratio to the bare Faust loop", "x", "orders_per_s")
+FAUST_VS_RAW = Measure("ratio.faust_raw", "bare Faust loop vs raw loop", "x", "orders_per_s")
 PEER_OURS = (
     Measure("peer.orderstream_per_s", "inventory stage, orderstream", "commands/s", "per_s"),
     Measure(

@@ -26,6 +26,9 @@ from bench import latency, peer_orderstream, peer_quix, profiling, raw_loop, rec
 from bench.config import REPO, RUN_ROOT, SCENARIOS, BenchConfig
 from bench.errors import BenchError
 from bench.figures import (
+    FAUST,
+    FAUST_RATIO,
+    FAUST_VS_RAW,
     LATENCY,
     PEER_OURS,
     PEER_QUIX,
@@ -203,8 +206,11 @@ def _throughput_and_raw(bootstrap: str, config: BenchConfig, session: Session) -
     if with_raw:
         _say(f"== raw client: warm-up, {shape.hops} hops, {shape.side_per_hop:.2f} side/hop")
         raw_loop.measure(bootstrap, config, config.warmup_orders, shape)
+        _say("== bare Faust loop: warm-up, the same chain")
+        raw_loop.measure(bootstrap, config, config.warmup_orders, shape, "faust")
     ours: list[throughput.ThroughputRun] = []
     raws: list[raw_loop.RawRun] = []
+    bare: list[raw_loop.RawRun] = []
     for r in range(1, config.repeat + 1):  # interleaved, so each pair saw the same machine
         _say(f"== throughput run {r}/{config.repeat}: {config.orders:,} orders")
         ours.append(throughput.measure(bootstrap, config, config.orders))
@@ -212,9 +218,13 @@ def _throughput_and_raw(bootstrap: str, config: BenchConfig, session: Session) -
         if with_raw:
             raws.append(raw_loop.measure(bootstrap, config, config.orders, shape))
             _say(f"   raw client {raws[-1].orders_per_s:,.0f} orders/s")
+            bare.append(raw_loop.measure(bootstrap, config, config.orders, shape, "faust"))
+            _say(f"   bare Faust loop {bare[-1].orders_per_s:,.0f} orders/s")
     session.add(*figures(ours, THROUGHPUT))
     if with_raw:
         session.add(*figures(raws, RAW), ratio(RAW_RATIO, ours, raws))
+        session.add(*figures(bare, FAUST), ratio(FAUST_RATIO, ours, bare))
+        session.add(ratio(FAUST_VS_RAW, bare, raws))
     session.details["throughput"] = {
         "runs": [asdict(o) for o in ours],
         "records_per_order": {
@@ -225,6 +235,7 @@ def _throughput_and_raw(bootstrap: str, config: BenchConfig, session: Session) -
     }
     if with_raw:
         session.details["raw"] = {"shape": asdict(shape), "runs": [asdict(r) for r in raws]}
+        session.details["faust"] = {"shape": asdict(shape), "runs": [asdict(r) for r in bare]}
     _problems(session, "throughput", [p for o in [warm, *ours] for p in o.problems])
     if config.profile:
         _profiled(

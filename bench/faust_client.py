@@ -1,0 +1,70 @@
+"""The Faust floor: the raw client's chain (bench/raw_client.py) run through Faust, with none of
+orderstream's code: no decoding, no validation, no domain rules, no metrics.
+
+Every record read from hop i is sent to hop i+1 the way our agents publish (straight to Faust's
+producer), and the side records are table writes (RocksDB and its changelog, the way our agents
+keep their state). Faust runs with our settings and our patches (app/faust_patches.py: the
+correctness fixes and the faster record delivery), so the gap between this loop and the worker
+is the cost of orderstream's own code, and the gap between this loop and the raw client is the
+cost of Faust.
+
+Started by bench/raw_loop.py as `python -m faust -A bench.faust_client worker`, configured by
+BENCH_FAUST_* variables.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import faust
+import mode.loop
+
+from app import faust_patches
+from app.settings import Settings
+from bench.raw_client import hop_topic
+
+env = os.environ
+PREFIX = env.get("BENCH_FAUST_PREFIX", "bench-")
+HOPS = int(env.get("BENCH_FAUST_HOPS", "1"))
+SIDE_PER_HOP = float(env.get("BENCH_FAUST_SIDE_PER_HOP", "0"))
+PARTITIONS = int(env.get("BENCH_FAUST_PARTITIONS", "4"))
+ours = Settings()  # the worker's defaults: the same producer, commit and poll settings
+
+faust_patches.apply()
+mode.loop.use(ours.event_loop)
+
+app = faust.App(
+    env.get("BENCH_FAUST_APP_ID", "bench-faust"),
+    broker=f"kafka://{env.get('BENCH_FAUST_BOOTSTRAP', '127.0.0.1:19092')}",
+    store="rocksdb://",
+    datadir=env.get("BENCH_FAUST_DATADIR", "var/bench-faust"),
+    topic_partitions=PARTITIONS,
+    topic_replication_factor=1,
+    consumer_auto_offset_reset="earliest",
+    producer_acks=-1,
+    producer_linger_ms=ours.producer_linger_ms,
+    producer_max_batch_size=ours.producer_batch_kb * 1024,
+    broker_commit_every=ours.commit_every,
+    broker_commit_interval=ours.commit_interval_s,
+    stream_buffer_maxsize=4096,
+    broker_max_poll_records=ours.max_poll_records,
+    web_bind="127.0.0.1",
+    web_host="127.0.0.1",
+)
+sources = [hop_topic(PREFIX, i) for i in range(HOPS)]
+following = {src: hop_topic(PREFIX, i + 1) for i, src in enumerate(sources)}
+side = app.Table("side", partitions=PARTITIONS, key_type=bytes, value_type=bytes)
+chain = app.topic(*sources, key_serializer="raw", value_serializer="raw", partitions=PARTITIONS)
+
+
+@app.agent(chain, name="forward")
+async def forward(stream: Any) -> None:
+    credit = 0.0
+    async for event in stream.events():
+        target = following[event.message.topic]
+        await app.producer.send(target, event.key, event.value, None, None, None)
+        credit += SIDE_PER_HOP
+        while credit >= 1.0:
+            side[event.key] = event.value
+            credit -= 1.0

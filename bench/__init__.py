@@ -1,1 +1,2 @@
-"""The benchmark harness: throughput, raw-client ceiling, Quix Streams peer, latency, recovery."""
+"""The benchmark harness: throughput, raw-client ceiling and bare Faust loop, Quix Streams peer,
+latency, recovery."""

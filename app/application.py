@@ -44,15 +44,9 @@ app = faust.App(
     web_port=settings.web_port,
     web_router_enabled=settings.web_builtin_views,
     web_tables_enabled=settings.web_builtin_views,
-    producer_acks=-1,
-    producer_linger_ms=settings.producer_linger_ms,
-    producer_max_batch_size=settings.producer_batch_kb * 1024,
     producer_partitioner=partition_for,  # Kafka's default, with key hashes remembered
-    broker_commit_every=settings.commit_every,
-    broker_commit_interval=settings.commit_interval_s,
-    stream_buffer_maxsize=4096,
-    broker_max_poll_records=settings.max_poll_records,
     web_enabled=True,
+    **settings.faust_flow(),
     broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 4),
 )
@@ -164,12 +158,6 @@ def _select_agents(sender: Any, **_: Any) -> None:
 
 @app.task  # type: ignore[untyped-decorator]
 async def _quiet_debug_logging() -> None:
-    """Faust leaves the root logger at DEBUG and filters in the handlers, so every debug call
-    on the hot path (one per message sent) still builds a log record: ~9% of a worker's CPU.
-    Raise the loggers to the level the handlers print at."""
-    # The terminal spinner's handler takes everything and shows none of it.
-    handlers = [h for h in logging.root.handlers if type(h).__name__ != "SpinnerHandler"]
-    level = min((h.level for h in handlers if h.level), default=logging.INFO)
-    if logging.root.level < level:
-        logging.root.setLevel(level)
+    """Once the worker logs: no debug records built on the hot path, the producer buffer bounded."""
+    faust_patches.quiet_root_logger()
     app.producer.buffer.max_messages = settings.producer_buffer_max

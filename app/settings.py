@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -122,6 +122,19 @@ class Settings(BaseSettings):
     def bootstrap_servers(self) -> str:
         """host:port list for plain Kafka clients (without the faust URL scheme)."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
+
+    def faust_flow(self) -> dict[str, Any]:
+        """faust.App options for producing, committing and fetching: the worker's, and the
+        benchmark's bare Faust loop's (bench/faust_client.py), so the two cannot drift."""
+        return {
+            "producer_acks": -1,
+            "producer_linger_ms": self.producer_linger_ms,
+            "producer_max_batch_size": self.producer_batch_kb * 1024,
+            "broker_commit_every": self.commit_every,
+            "broker_commit_interval": self.commit_interval_s,
+            "stream_buffer_maxsize": 4096,
+            "broker_max_poll_records": self.max_poll_records,
+        }
 
 
 @lru_cache(maxsize=1)

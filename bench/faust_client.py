@@ -29,7 +29,7 @@ PREFIX = env.get("BENCH_FAUST_PREFIX", "bench-")
 HOPS = int(env.get("BENCH_FAUST_HOPS", "1"))
 SIDE_PER_HOP = float(env.get("BENCH_FAUST_SIDE_PER_HOP", "0"))
 PARTITIONS = int(env.get("BENCH_FAUST_PARTITIONS", "4"))
-ours = Settings()  # the worker's defaults: the same producer, commit and poll settings
+ours = Settings()  # the worker's defaults: the same producer, commit, poll and buffer settings
 
 faust_patches.apply()
 mode.loop.use(ours.event_loop)
@@ -42,19 +42,22 @@ app = faust.App(
     topic_partitions=PARTITIONS,
     topic_replication_factor=1,
     consumer_auto_offset_reset="earliest",
-    producer_acks=-1,
-    producer_linger_ms=ours.producer_linger_ms,
-    producer_max_batch_size=ours.producer_batch_kb * 1024,
-    broker_commit_every=ours.commit_every,
-    broker_commit_interval=ours.commit_interval_s,
-    stream_buffer_maxsize=4096,
-    broker_max_poll_records=ours.max_poll_records,
+    **ours.faust_flow(),
     web_bind="127.0.0.1",
     web_host="127.0.0.1",
 )
 sources = [hop_topic(PREFIX, i) for i in range(HOPS)]
 following = {src: hop_topic(PREFIX, i + 1) for i, src in enumerate(sources)}
 side = app.Table("side", partitions=PARTITIONS, key_type=bytes, value_type=bytes)
+
+
+@app.task  # type: ignore[untyped-decorator]
+async def _tune() -> None:
+    """As the worker does (app/application.py): no debug records built, the same buffer bound."""
+    faust_patches.quiet_root_logger()
+    app.producer.buffer.max_messages = ours.producer_buffer_max
+
+
 chain = app.topic(*sources, key_serializer="raw", value_serializer="raw", partitions=PARTITIONS)
 
 

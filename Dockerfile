@@ -1,7 +1,9 @@
 # orderstream worker image: wheels are built in one stage and only they reach the runtime.
 #   docker build -t orderstream .
-#   docker run --rm -e ORDERSTREAM_BROKER=kafka://kafka:9092 -v orderstream-data:/data orderstream
-# Every setting comes from ORDERSTREAM_* environment variables (app/settings.py).
+#   docker run --rm -e ORDERSTREAM_BROKER=kafka://kafka:9092 -e ORDERSTREAM_ADMIN_TOKEN=<secret>
+#       -v orderstream-data:/data orderstream
+# Every setting comes from ORDERSTREAM_* environment variables (app/settings.py). The web server
+# binds 0.0.0.0, so a worker refuses to start without a real ORDERSTREAM_ADMIN_TOKEN.
 # PYTHON_IMAGE may be pinned to a digest, or pointed at a mirror, without editing this file.
 ARG PYTHON_IMAGE=python:3.11-slim
 

@@ -11,6 +11,7 @@ from app.deadletter import guarded
 from app.domain import inventory
 from app.domain.common import already_applied, stamp
 from app.events import Event, InventoryInput, decode
+from app.repartition import rehomed
 from app.topics import accepted_types
 from app.tracing import traced
 from tables.inventory import get_stock, put_stock
@@ -28,6 +29,8 @@ async def inventory_agent(stream: Any) -> None:
 async def _handle(event: Any) -> None:
     msg = event.message
     cmd: InventoryInput = decode(event.value, ACCEPT)  # type: ignore[assignment]
+    if await rehomed(event, cmd):  # placed by another partitioner: applied where it belongs
+        return
     stock = get_stock(cmd.data.productId)
     if stock is not None and already_applied(stock.applied, msg.topic, msg.offset):
         emit: list[Event] = list(inventory.redelivered(stock, cmd))

@@ -7,7 +7,7 @@ larger record) and deadlines pass in the queue. At the bound the order partition
 of the consumer's fetch the way Faust does it for a full stream queue (`on_buffer_full`: no
 pause, no seek, what was fetched is still handed over) and put back once the open orders fell to
 80% of it; Faust's own flow control, which puts such a partition back whenever its stream queue
-drains, leaves them out meanwhile (app/faust_patches.py 8). The
+drains, leaves them out meanwhile (`paused_by_app`, app/faust_ext/consumer.py). The
 agent itself never waits (a waiting agent would hold up the hand-over of every partition's
 records once its queue is full): the orders already handed over are taken, so a worker holds at
 most the bound, plus its queue (ORDER_QUEUE), plus one fetch (`max_poll_records`). Measured in
@@ -21,7 +21,7 @@ from functools import partial
 from typing import Any, cast
 
 from agents.saga import handle
-from app import faust_patches, metrics
+from app import metrics
 from app.application import app, settings, topic
 from app.deadletter import guarded
 from app.topics import registry
@@ -31,9 +31,6 @@ from tables.orders import open_deadlines
 ORDER_TOPIC = registry(settings)["orders"].name
 RESUME_AT = 0.8  # of saga_max_open
 ORDER_QUEUE = 256  # orders fetched ahead of the intake
-#: Order partitions this worker took out of the fetch (the partition watchdog leaves them be, and
-#: Faust's queue flow control does not put them back: app/faust_patches.py 8).
-throttled = faust_patches.held_out
 
 
 @app.agent(topic("orders", maxsize=ORDER_QUEUE), name="order-intake")
@@ -47,6 +44,7 @@ async def order_intake(stream: Any) -> None:
 
 def _throttle() -> None:
     consumer = cast(Any, app.consumer)
+    throttled = consumer.paused_by_app  # the watchdog and Faust's flow control leave them out
     fetched = consumer._get_active_partitions()
     for tp in [tp for tp in consumer.assignment() if tp.topic == ORDER_TOPIC]:
         # Marked as Faust marks a full queue's partition: out of the fetch, and the records
@@ -65,8 +63,9 @@ async def release_order_partitions() -> None:
 
 def _release() -> None:
     """Fetch new orders again once enough have settled (or after a rebalance re-counted them)."""
+    consumer = cast(Any, app.consumer)
+    throttled = consumer.paused_by_app
     if throttled and len(open_deadlines) < settings.saga_max_open * RESUME_AT:
-        consumer = cast(Any, app.consumer)
         held = list(throttled)
         throttled.clear()
         for tp in held:

@@ -12,6 +12,7 @@ from app.deadletter import guarded
 from app.domain import projections
 from app.domain.projections import ORIGIN_HEADER, Origin
 from app.events import StatusEvent, decode
+from app.repartition import rehomed
 from app.topics import accepted_types
 from app.tracing import traced
 from tables.order_summaries import get_summary, put_summary
@@ -29,6 +30,8 @@ async def order_summaries_agent(stream: Any) -> None:
 async def _handle(event: Any) -> None:
     msg = event.message
     outcome: StatusEvent = decode(event.value, ACCEPT)  # type: ignore[assignment]
+    if await rehomed(event, outcome):  # placed by another partitioner: applied where it belongs
+        return
     origin = Origin(partition=msg.partition, offset=msg.offset)
     stored = get_summary(outcome.data.orderId)
     if stored is not None and stored.origin != origin:  # the saga announced it again: once

@@ -6,30 +6,20 @@ still queued for its agent: a slow agent, not a stalled fetch; a full queue; rec
 fetched and waiting their turn under a backlog; a recovery running), the consumer's flow, the
 partition (clearing a stale "buffer full" flag) and the fetcher are resumed.
 Offsets are left alone, so no record is skipped or re-read.
-
-It also repairs holes (app/faust_patches.py): records Faust fetched but never handed to an
-agent, which it would otherwise commit over. When the oldest acknowledged offset of a partition
-stays past its committed offset for two checks (or at once, when the jump that made the hole
-was seen), the consumer is sought back to its committed offsets and reads the hole again
-(handlers are idempotent: what was applied before is recognised)."""
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any, cast
 
-from agents.order_intake import throttled
 from app import metrics
 from app.application import app, settings
-from app.delivery import deferring
-from app.faust_patches import held, hole, reported
 
 log = logging.getLogger(__name__)
 
 CHECKS = 4
-HOLE_CHECKS = 2  # records after a hole wait unapplied (app/delivery.py): repair it soon
 _still: dict[Any, tuple[int, int]] = {}  # partition -> (position, checks without progress)
-_holes: dict[Any, tuple[tuple[int, int], int]] = {}  # partition -> (hole, checks seen)
 
 
 def _watched(consumer: Any) -> list[Any]:
@@ -56,9 +46,7 @@ async def _check() -> None:
     consumer = cast(Any, app.consumer)
     if not recovery.completed.is_set() or recovery.in_recovery:
         _still.clear()  # partitions are paused on purpose while tables recover
-        _holes.clear()
         return
-    await _repair_holes(consumer)
     tps = _watched(consumer)
     ends = await consumer.highwaters(*tps) if tps else {}
     positions, fetched = await _positions(consumer, tps)
@@ -83,7 +71,7 @@ def _held_back(consumer: Any, tp: Any, fetched: set[Any]) -> bool:
     records are fetched and wait their turn (under a backlog, while other partitions' records
     are handed on first). Fetched records Faust does not ask for (not among its active
     partitions) would wait forever: that is a stall."""
-    if tp in throttled:  # the order intake stopped taking new orders on purpose
+    if consumer.stopped_on_purpose(tp):  # the intake's bound, or waiting for a rewind
         return True
     return _busy(consumer, tp) or (tp in fetched and tp in consumer._get_active_partitions())
 
@@ -144,35 +132,3 @@ async def _unstick(consumer: Any, stalled: list[tuple[Any, int]], ends: dict[Any
         await fetcher.restart()
     else:
         await fetcher.maybe_start()
-
-
-async def _repair_holes(consumer: Any) -> None:
-    found: dict[Any, tuple[tuple[int, int], int]] = {}
-    for tp in list(consumer._acked):
-        gap = hole(consumer, tp)
-        if gap is not None:
-            seen, count = _holes.get(tp, (gap, 0))
-            found[tp] = (gap, count + 1 if seen == gap else 1)
-    _holes.clear()
-    _holes.update(found)
-    due = {tp for tp, (_, count) in found.items() if count >= HOLE_CHECKS or tp in reported}
-    stuck = {tp: found[tp][0] for tp in due}
-    deferred = deferring | held
-    reported.clear()
-    deferring.clear()
-    held.clear()
-    if not stuck and not deferred:
-        return
-    log.warning(
-        "records skipped by the consumer: %s, held back or deferred: %s: seeking back to the "
-        "committed offsets",
-        [f"{tp.topic}/{tp.partition}@{c}..{a - 1}" for tp, (c, a) in stuck.items()],
-        sorted(f"{tp.topic}/{tp.partition}" for tp in deferred),
-    )
-    consumer.stop_flow()  # the fetch loop leaves its batch; nothing is handed on meanwhile
-    await consumer.wait_for_stopped_flow()
-    await consumer.perform_seek()
-    consumer.resume_flow()
-    for tp in set(stuck) | deferred:
-        metrics.hole_repaired()
-        _holes.pop(tp, None)

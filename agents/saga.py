@@ -16,8 +16,9 @@ from app import metrics
 from app.application import app, publish, settings, topic
 from app.deadletter import guarded
 from app.domain import saga
-from app.domain.common import RuleViolation, already_applied, stamp
-from app.events import Event, OrderPlaced, SagaInput, decode
+from app.domain.common import RuleViolation, StateBehind, already_applied, stamp
+from app.events import Event, SagaInput, decode
+from app.repartition import rehomed
 from app.topics import accepted_types
 from app.tracing import traced
 from tables.orders import get_order, put_order
@@ -38,11 +39,9 @@ async def handle(event: Any) -> None:
     the two agents never interleave inside one order's step)."""
     msg = event.message
     ev: SagaInput = decode(event.value, ACCEPT)  # type: ignore[assignment]
-    order_id = ev.data.orderId
-    if isinstance(ev, OrderPlaced) and event.key != order_id.encode():
-        await publish(ev)  # keyed wrongly by its producer: re-key it so the order has one owner
+    if await rehomed(event, ev):  # placed by another partitioner: applied where it belongs
         return
-    state = get_order(order_id)
+    state = get_order(ev.data.orderId)
     if state is not None and already_applied(state.applied, msg.topic, msg.offset):
         # Redelivered after a crash: the state is ahead, but what it sent may have been lost.
         emit: list[Event] = saga.pending_commands(state, ev.eventId)
@@ -50,6 +49,8 @@ async def handle(event: Any) -> None:
     else:
         decision = saga.decide(state, ev, time.time(), settings.saga_timeout_s)
         metrics.saga_decided(state, ev, decision)
+        if decision.ahead:  # the state it answers is not rebuilt yet: wait for it
+            raise StateBehind(str(decision.out_of_order))
         if decision.out_of_order:  # parked as a dead letter: replayable once it makes sense
             raise RuleViolation("out_of_order", decision.out_of_order)
         if decision.state is not None:

@@ -22,7 +22,7 @@ from app.application import app, publish, settings
 from app.domain.saga import STEP_TOPICS, Backlog, held_steps, timeout_event
 from app.group_offsets import group_offsets
 from app.topics import registry
-from app.web.health import is_ready
+from app.web.health import tables_ready
 from tables.orders import open_deadlines, scan_open_orders
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ async def fire_saga_timeouts() -> None:
 
 async def _fire() -> None:
     if not _state["scanned"]:
-        if not is_ready():  # a scan before recovery ends would miss the orders still replaying
+        if not tables_ready():  # a scan before recovery ends would miss the orders still replaying
             return
         open_deadlines.clear()  # revoked partitions' orders belong to another worker now
         scan_open_orders()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from functools import cache, partial
+from functools import cache
 from typing import Any, cast
 
 import faust
@@ -12,8 +12,13 @@ import mode.loop
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import REGISTRY
 
-from app import faust_patches, metrics, tracing
+from app import metrics, tracing
 from app.events import Event, encode
+from app.faust_ext import check_faust_version
+from app.faust_ext.logging import quiet_root_logger
+from app.faust_ext.stream import Stream
+from app.faust_ext.tables import TableManager
+from app.faust_ext.transport import broker_urls
 from app.faust_monitor import FastPrometheusMonitor
 from app.kafka_auth import broker_credentials
 from app.partitioner import partition_for
@@ -22,13 +27,15 @@ from app.topics import registry, route
 
 log = logging.getLogger(__name__)
 settings = get_settings()
-faust_patches.apply()
+check_faust_version()
 if settings.event_loop != "aio":
     mode.loop.use(settings.event_loop)  # before Faust makes its loop: uvloop is ~2x faster I/O
 
 app = faust.App(
     settings.app_id,
-    broker=settings.broker,
+    broker=broker_urls(settings.broker),  # our transport (app/faust_ext): same Kafka URLs
+    TableManager=TableManager,
+    Stream=Stream,
     broker_credentials=broker_credentials(settings),  # SASL / TLS from ORDERSTREAM_KAFKA_*
     store=settings.store,
     datadir=str(settings.datadir),
@@ -73,15 +80,17 @@ def topic(*roles: str, maxsize: int | None = None) -> Any:
     return channel
 
 
-async def publish(event: Event) -> None:
-    """Send an event to its topic, keyed by the registry's route (buffered, not awaited)."""
+async def publish(event: Event) -> asyncio.Future[Any]:
+    """Send an event to its topic, keyed by the registry's route (buffered, not awaited);
+    returns its delivery."""
     role, key = route(event)
     name, value = topic_name(role), encode(event)
     order_id = getattr(event.data, "orderId", None)
     with tracing.producing(event.eventType, name, order_id) as headers:
-        await send(name, key.encode(), value, headers)
+        delivery = await send(name, key.encode(), value, headers)
         if settings.chaos_duplicate_sends:
             await send(name, key.encode(), value, headers)
+    return delivery
 
 
 async def relay(role: str, key: str, event: Event, raw: bytes, headers: dict[str, bytes]) -> None:
@@ -98,19 +107,21 @@ def topic_name(role: str) -> str:
     return str(registry(settings)[role].name)
 
 
-async def send(name: str, key: bytes, value: bytes, headers: dict[str, bytes] | None) -> None:
+async def send(
+    name: str, key: bytes, value: bytes, headers: dict[str, bytes] | None
+) -> asyncio.Future[Any]:
     """Hand one record to the Kafka producer, without waiting for the broker: the flush before
-    each offset commit waits for it. Straight to Faust's producer, not through a Faust topic
-    (its per-send futures, callbacks and sensors cost more than the send itself)."""
+    each offset commit waits for it, and a failed delivery stops the commits
+    (app/faust_ext/producer.py). Straight to Faust's producer, not through a Faust topic (its
+    per-send futures, callbacks and sensors cost more than the send itself). Returns the
+    record's delivery, for the callers that must know it arrived (POST /orders)."""
     delivery = await app.producer.send(name, key, value, None, None, headers or None)
-    cast("asyncio.Future[Any]", delivery).add_done_callback(partial(_sent, name))
+    return cast("asyncio.Future[Any]", delivery)
 
 
-def _sent(name: str, delivery: asyncio.Future[Any]) -> None:
-    error = None if delivery.cancelled() else delivery.exception()
-    if delivery.cancelled() or error is not None:
-        log.error("event to %s not delivered: %r", name, error or "cancelled")
-        metrics.send_failed(name)
+def _send_failed(topic: str, error: BaseException) -> None:
+    log.error("record to %s not delivered: %r", topic, error)
+    metrics.send_failed(topic)
 
 
 def raw_table(name: str, help: str) -> Any:
@@ -158,6 +169,8 @@ def _select_agents(sender: Any, **_: Any) -> None:
 
 @app.task  # type: ignore[untyped-decorator]
 async def _quiet_debug_logging() -> None:
-    """Once the worker logs: no debug records built on the hot path, the producer buffer bounded."""
-    faust_patches.quiet_root_logger()
+    """Once the worker logs: no debug records built on the hot path, the producer buffer bounded,
+    failed deliveries logged and counted."""
+    quiet_root_logger()
     app.producer.buffer.max_messages = settings.producer_buffer_max
+    cast(Any, app.producer).on_failed_send = _send_failed

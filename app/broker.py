@@ -1,4 +1,5 @@
-"""The project's own single-node Apache Kafka broker (KRaft) for local development and tests.
+"""The project's own Apache Kafka broker (KRaft) for local development and tests: one node on
+its own, or one node of a replicated cluster (app/local_cluster.py).
 
 Jars come from Maven (broker/pom.xml), the JVM is a local Java 17+; no Docker, no Kafka tarball.
 """
@@ -34,6 +35,7 @@ __all__ = [
     "BROKER_PROJECT_DIR",
     "MIN_JAVA_VERSION",
     "BrokerStatus",
+    "ClusterRole",
     "LocalBroker",
     "find_java",
     "find_maven",
@@ -41,6 +43,7 @@ __all__ = [
     "parse_java_version",
     "parse_sasl_users",
     "port_in_use",
+    "topic_metadata",
 ]
 
 BROKER_PROJECT_DIR = Path(__file__).resolve().parent.parent / "broker"
@@ -73,6 +76,22 @@ class BrokerStatus:
     bootstrap: str
     data_dir: Path
     version: str
+
+
+@dataclass(frozen=True)
+class ClusterRole:
+    """A node's place in a multi-node cluster: its id, the controller quorum every node votes
+    in, the replication of the internal topics, and the directory the nodes share."""
+
+    node_id: int
+    quorum_voters: str  # controller.quorum.voters: "1@host:port,2@host:port,..."
+    replication_factor: int
+    min_insync_replicas: int
+    shared_dir: Path  # the cluster's id and its jars: one cluster id, one download
+
+    @property
+    def cluster_id_file(self) -> Path:
+        return self.shared_dir / "cluster.id"
 
 
 # --- helpers (module level so unit tests can reach them without a broker) -------------------
@@ -232,14 +251,38 @@ async def _metadata_brokers(
     return len(cluster.get("brokers", []))
 
 
+async def topic_metadata(
+    bootstrap: str, topics: list[str], timeout_s: float, options: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The Metadata response's topics: per partition its leader, replicas and isr (node ids)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=max(1000, int(timeout_s * 1000 / 2)),
+        retry_backoff_ms=200,
+        **(options or {}),
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            await admin.start()
+            described: list[dict[str, Any]] = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    return described
+
+
 # --- the broker ---------------------------------------------------------------------------
 
 
 class LocalBroker:
-    """Fetch, configure, start and stop the local KRaft broker described by `Settings`."""
+    """Fetch, configure, start and stop the local KRaft broker described by `Settings`; with a
+    `role`, one node of a cluster (its own ports and data dir come from `settings` too)."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, role: ClusterRole | None = None) -> None:
         self.settings = settings or get_settings()
+        self.role = role
+        self.node_id = role.node_id if role is not None else 1
         base = Path(self.settings.local_broker_dir).expanduser()
         # Relative paths are relative to where the command runs, like every other setting.
         self.base_dir = base if base.is_absolute() else Path.cwd() / base
@@ -258,7 +301,8 @@ class LocalBroker:
 
     @property
     def libs_dir(self) -> Path:
-        return self.base_dir / f"libs-{self.version}"
+        shared = self.role.shared_dir if self.role is not None else self.base_dir
+        return shared / f"libs-{self.version}"
 
     @property
     def properties_file(self) -> Path:
@@ -270,7 +314,7 @@ class LocalBroker:
 
     @property
     def cluster_id_file(self) -> Path:
-        return self.base_dir / "cluster.id"
+        return self.role.cluster_id_file if self.role is not None else self.base_dir / "cluster.id"
 
     @property
     def log_file(self) -> Path:
@@ -371,27 +415,31 @@ class LocalBroker:
     # -- configuration ---------------------------------------------------------------------
 
     def render_server_properties(self) -> str:
-        s = self.settings
+        s, role = self.settings, self.role
         host, port, cport = self.host, self.port, self.controller_port
+        # Alone, the internal topics must fit on one node; in a cluster they survive losing one.
+        rf = role.replication_factor if role is not None else 1
+        isr = role.min_insync_replicas if role is not None else 1
         props: dict[str, object] = {
-            # single node KRaft: this process is both broker and its own controller quorum
+            # KRaft: every process is a broker and a controller; alone, its own quorum
             "process.roles": "broker,controller",
-            "node.id": 1,
-            "controller.quorum.voters": f"1@{host}:{cport}",
+            "node.id": self.node_id,
+            "controller.quorum.voters": (
+                role.quorum_voters if role is not None else f"{self.node_id}@{host}:{cport}"
+            ),
             "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
             "advertised.listeners": f"PLAINTEXT://{host}:{port}",
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": self.data_dir,
-            # one broker: every internal topic must fit on it
-            "offsets.topic.replication.factor": 1,
+            "offsets.topic.replication.factor": rf,
             "offsets.topic.num.partitions": 10,
-            "transaction.state.log.replication.factor": 1,
-            "transaction.state.log.min.isr": 1,
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": isr,
             "transaction.state.log.num.partitions": 10,
-            "default.replication.factor": 1,
-            "min.insync.replicas": 1,
+            "default.replication.factor": rf,
+            "min.insync.replicas": isr,
             # topics are created explicitly by app/topics.py, never by a typo
             "auto.create.topics.enable": "false",
             "num.partitions": s.partitions,
@@ -440,13 +488,14 @@ class LocalBroker:
         return self.properties_file
 
     def cluster_id(self) -> str:
-        """Stable cluster id, kept next to the data so a wiped data dir gets the same one."""
+        """Stable cluster id, kept next to the data so a wiped data dir gets the same one (a
+        cluster's nodes share one file)."""
         if self.cluster_id_file.is_file():
             stored = self.cluster_id_file.read_text().strip()
             if stored:
                 return stored
         cluster_id = _new_cluster_id()
-        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.cluster_id_file.parent.mkdir(parents=True, exist_ok=True)
         self.cluster_id_file.write_text(cluster_id + "\n")
         return cluster_id
 

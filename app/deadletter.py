@@ -1,12 +1,15 @@
 """Dead letters: an event that cannot be decoded, validated or applied is kept, with the reason
-in its headers, on the dead-letter topic; the worker goes on with the next one."""
+in its headers, on the dead-letter topic; the worker goes on with the next one. Any other
+failure is not the event's fault and is never a dead letter (`guarded`)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from time import monotonic
+from typing import Any, cast
 
 from app import metrics, tracing
 from app.events import utcnow
@@ -50,35 +53,91 @@ def parse_headers(headers: Any) -> dict[str, str]:
 
 
 async def dead_letter(event: Any, kind: str, message: str) -> None:
-    """Park a Faust event on the dead-letter topic, keeping its key and raw value."""
-    from app.application import app, topic
+    """Park a Faust event on the dead-letter topic, keeping its key and raw value; returns once
+    the broker has it (raises otherwise: the record is then not committed over)."""
+    from app.application import app, send, topic_name
 
     msg = event.message
     letter = DeadLetter(kind, message, msg.topic, msg.partition, msg.offset)
     log.warning(
         "dead letter %s/%s@%s: %s: %s", msg.topic, msg.partition, msg.offset, kind, message[:200]
     )
-    await topic("dead_letters").send(
-        key=event.key, value=event.value, headers=letter.headers(app.conf.id)
-    )
+    headers = dict(letter.headers(app.conf.id))
+    await (await send(topic_name("dead_letters"), event.key, event.value, headers))
     metrics.dead_lettered(kind)
     tracing.mark_failed(kind, message)
 
 
+_behind_since: dict[tuple[Any, int], float] = {}  # (partition, offset) -> first seen (monotonic)
+WAIT_STEP_S = 1.0
+
+
+def _wait_for_state(consumer: Any, message: Any, why: str, patience_s: float) -> bool:
+    """True when a record that answers state not rebuilt yet is to wait (its partition is
+    rewound to it in WAIT_STEP_S); False once it waited `patience_s`: a dead letter then."""
+    key = (message.tp, message.offset)
+    first = _behind_since.setdefault(key, monotonic())
+    if monotonic() - first >= patience_s:
+        return False
+    if len(_behind_since) > 10_000:  # partitions that moved away leave theirs behind
+        _behind_since.clear()
+        _behind_since[key] = first
+    metrics.reply_ahead_of_state(why.split(" ", 1)[0])
+    consumer.retry_later(message, why, WAIT_STEP_S)
+    return True
+
+
 async def guarded(agent: str, event: Any, handle: Callable[[], Awaitable[None]]) -> None:
-    """Run one event's handler, in partition order (app/delivery.py); any failure parks the
-    event as a dead letter instead of stopping the agent (a worker never dies of one bad
-    message)."""
-    from app.delivery import in_order
-    from app.domain.common import RuleViolation
+    """Run one event's handler. Bad input (undecodable, invalid, inapplicable) becomes a dead
+    letter with its reason; any other error (a store, disk or broker failing) is retried in
+    place with doubling waits, then the record's partition stops and is rewound to it after a
+    back-off (app/faust_ext/consumer.py): it is never a dead letter, and never skipped. A dead
+    letter that cannot be sent is such an error. A worker never dies of one message."""
+    from app.application import app, settings
+    from app.domain.common import RuleViolation, StateBehind
     from app.errors import EventError
 
-    if not in_order(agent, event.message):
-        return
-    try:
-        await handle()
-    except (EventError, RuleViolation) as exc:
-        await dead_letter(event, exc.kind, exc.message)
-    except Exception as exc:  # a bug or an unexpected input: keep it, say what happened
-        log.exception("unexpected error on %s", event.message.topic)
-        await dead_letter(event, "internal_error", f"{type(exc).__name__}: {exc}")
+    consumer = cast(Any, app.consumer)
+    message = event.message
+    if not consumer.may_apply(message):
+        return  # a record before it was not processed: it comes again, in order
+    error: Exception | None = None
+    for attempt in range(1, settings.handler_max_attempts + 1):
+        try:
+            try:
+                await handle()
+            except StateBehind as exc:
+                if _wait_for_state(consumer, message, exc.message, settings.reply_wait_s):
+                    return
+                await dead_letter(event, exc.kind, exc.message)
+            except (EventError, RuleViolation) as exc:
+                await dead_letter(event, exc.kind, exc.message)
+            _behind_since.pop((message.tp, message.offset), None)
+            return
+        except Exception as exc:  # not the record's fault: try it again
+            error = exc
+            log.warning(
+                "%s: %s/%d@%d failed (attempt %d of %d): %r",
+                agent,
+                message.topic,
+                message.partition,
+                message.offset,
+                attempt,
+                settings.handler_max_attempts,
+                exc,
+            )
+            metrics.handler_retried(agent)
+            if attempt < settings.handler_max_attempts:
+                await asyncio.sleep(settings.handler_retry_backoff_s * 2 ** (attempt - 1))
+    log.error(
+        "%s: %s/%d@%d failed %d times (%r): its partition stops here and is processed again "
+        "from this record in %.0f s; check the store, the disk and the broker",
+        agent,
+        message.topic,
+        message.partition,
+        message.offset,
+        settings.handler_max_attempts,
+        error,
+        settings.partition_fault_retry_s,
+    )
+    consumer.fault(message, f"{agent}: {error!r}", settings.partition_fault_retry_s)

@@ -90,22 +90,47 @@ PARTITIONS_RESUMED = Counter(
     "orderstream_partitions_resumed",
     "Assigned partitions Faust had stopped fetching, resumed by the watchdog (faust #629).",
 )
-RECORDS_SKIPPED = Counter(
-    "orderstream_records_undelivered",
-    "Input records Faust fetched but never handed to an agent; read again, not lost.",
+RECORDS_REREAD = Counter(
+    "orderstream_records_reread",
+    "Records fetched but not processed (a delivery abandoned or dropped in a rebalance): their "
+    "partition is rewound to them and they are read again, never committed over.",
 )
-RECORDS_DEFERRED = Counter(
-    "orderstream_records_deferred",
-    "Records an agent did not apply because records before them were missing (read again).",
+PARTITION_REWINDS = Counter(
+    "orderstream_partition_rewinds",
+    "Partitions sought back to a record not processed, or to their committed offsets after a "
+    "failed send.",
+    ["cause"],
+)
+PARTITIONS_FAULTED = Gauge(
+    "orderstream_partitions_faulted",
+    "Partitions stopped at a record their agent failed on after its retries (infrastructure "
+    "errors, not bad input); rewound after a back-off.",
+)
+DELIVERY_FAILING = Gauge(
+    "orderstream_delivery_failing",
+    "1 while records this worker sent failed to reach the broker and nothing is committed.",
+)
+HANDLER_RETRIES = Counter(
+    "orderstream_handler_retries",
+    "Records retried in place after an unexpected error (store, broker), by agent.",
     ["agent"],
 )
-HOLES_REPAIRED = Counter(
-    "orderstream_commit_holes_repaired",
-    "Times the watchdog sought partitions back to their committed offsets over a hole.",
+RECORDS_REPARTITIONED = Counter(
+    "orderstream_records_repartitioned",
+    "Input records found on another partition than their entity's key gives (another "
+    "partitioner, no key, another key), re-published to the right one before being applied.",
+    ["topic"],
+)
+REPLIES_AHEAD = Counter(
+    "orderstream_replies_ahead_of_state",
+    "Replies that arrived before the order state they answer (rebuilt after a crash): set "
+    "aside, the step that asked is processed again and asks again.",
+    ["event_type"],
 )
 SEND_FAILURES = Counter(
     "orderstream_send_failures",
-    "Events the Kafka producer could not deliver after its retries, by topic.",
+    "Records (events and changelog writes) the Kafka producer could not deliver after its "
+    "retries, by topic.",
     ["topic"],
 )
 WORKER_READY = Gauge("orderstream_worker_ready", "1 once this worker's tables are recovered.")
@@ -122,6 +147,8 @@ for _outcome in ("succeeded", "failed"):
     PAYMENTS.labels(_outcome)
 for _agent in ("saga", "inventory", "payment", "projections"):
     DUPLICATES.labels(_agent)
+for _cause in ("unprocessed", "fault", "waited", "send_failed"):
+    PARTITION_REWINDS.labels(_cause)
 for _reason in DEAD_LETTER_REASONS:
     DEAD_LETTERS.labels(_reason)
 
@@ -179,20 +206,36 @@ def partition_resumed() -> None:
     PARTITIONS_RESUMED.inc()
 
 
-def records_skipped(n: int) -> None:
-    RECORDS_SKIPPED.inc(n)
+def records_reread(n: int = 1) -> None:
+    RECORDS_REREAD.inc(n)
 
 
-def record_deferred(agent: str) -> None:
-    RECORDS_DEFERRED.labels(agent).inc()
+def partition_rewound(cause: str) -> None:
+    PARTITION_REWINDS.labels(cause).inc()
+
+
+def partitions_faulted(n: int) -> None:
+    PARTITIONS_FAULTED.set(n)
+
+
+def delivery_failing(failing: bool) -> None:
+    DELIVERY_FAILING.set(1 if failing else 0)
 
 
 def send_failed(topic: str) -> None:
     SEND_FAILURES.labels(topic).inc()
 
 
-def hole_repaired() -> None:
-    HOLES_REPAIRED.inc()
+def handler_retried(agent: str) -> None:
+    HANDLER_RETRIES.labels(agent).inc()
+
+
+def record_repartitioned(topic: str) -> None:
+    RECORDS_REPARTITIONED.labels(topic).inc()
+
+
+def reply_ahead_of_state(event_type: str) -> None:
+    REPLIES_AHEAD.labels(event_type).inc()
 
 
 def worker_ready(ready: bool) -> None:

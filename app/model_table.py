@@ -15,6 +15,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from app import chaos
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -40,6 +42,7 @@ class ModelTable(Generic[M]):
 
     def put(self, key: str, model: M) -> None:
         k, raw = key.encode(), model.model_dump_json().encode()
+        chaos.store_write()
         self.table[k] = raw
         self._keep(k, raw, model)
 

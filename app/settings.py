@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.errors import ConfigError
+
+# The admin token's default: good enough on 127.0.0.1, refused on an address others can reach.
+ADMIN_TOKEN_PLACEHOLDER = "change-me"
 
 
 class Settings(BaseSettings):
@@ -56,6 +62,15 @@ class Settings(BaseSettings):
     # through Faust's per-record path (app/bulk_restore.py); 0 turns the bulk path off. Even a
     # few records: Faust's path took ~1 s to start fetching them.
     recovery_bulk_min: int = 1
+    # An unexpected error on a record (a store, disk or broker error: not bad input, which is a
+    # dead letter) is retried in place this many times, the waits doubling from the back-off;
+    # then the record's partition stops and is rewound to it after partition_fault_retry_s.
+    handler_max_attempts: int = 5
+    handler_retry_backoff_s: float = 0.1
+    partition_fault_retry_s: float = 30.0
+    # A reply that answers an order state not rebuilt yet (after a crash) waits this long for it
+    # (its partition re-reads it every second), then it is a dead letter.
+    reply_wait_s: float = 30.0
 
     # --- topics (names and configs; see app/topics.py) -------------------
     topic_prefix: str = ""
@@ -81,6 +96,9 @@ class Settings(BaseSettings):
     payment_transient_failure_rate: float = 0.0  # share of attempts failing transiently
     payment_max_attempts: int = 3
     payment_retry_backoff_s: float = 0.05
+    # The simulated gateway appends every charge call here (app/gateway.py), one JSON line each;
+    # the verifier reads it to check "charged at most once". None: no ledger.
+    gateway_ledger: Path | None = None
 
     # --- local development broker (app/broker.py) ---------------------------
     kafka_version: str = "4.1.1"
@@ -95,6 +113,7 @@ class Settings(BaseSettings):
 
     # --- fault injection (tests, chaos drills) -------------------------------
     chaos_duplicate_sends: bool = False  # publish every event twice, as a retrying producer might
+    chaos_store_failures: int = 0  # the first N table writes of a worker raise (a failing disk)
 
     # --- metrics (app/metrics.py) -------------------------------------------
     metrics_stock_label_cap: int = 100  # products with their own label; the rest sum to "_other"
@@ -107,7 +126,8 @@ class Settings(BaseSettings):
     otel_service_name: str = "orderstream"
 
     # --- security --------------------------------------------------------
-    admin_token: SecretStr = Field(default=SecretStr("change-me"))
+    # Authorizes stock adjustments over HTTP; must be a real secret once web_host is not loopback.
+    admin_token: SecretStr = Field(default=SecretStr(ADMIN_TOKEN_PLACEHOLDER))
 
     # --- Kafka client security (app/kafka_auth.py; every Kafka client uses it) ---
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
@@ -117,6 +137,22 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None  # None: the system's trusted CAs
     kafka_ssl_certfile: Path | None = None  # client certificate (mutual TLS)
     kafka_ssl_keyfile: Path | None = None
+
+    @model_validator(mode="after")
+    def _exposed_web_needs_a_secret_token(self) -> Settings:
+        """A worker whose web server others can reach refuses to start with the default or an
+        empty admin token: anyone on the network could adjust the stock."""
+        token = self.admin_token.get_secret_value().strip()
+        if is_loopback(self.web_host) or token not in ("", ADMIN_TOKEN_PLACEHOLDER):
+            return self
+        which = "empty" if not token else f"the default {ADMIN_TOKEN_PLACEHOLDER!r}"
+        raise ConfigError(
+            f"ORDERSTREAM_WEB_HOST={self.web_host or '(all addresses)'} serves the admin endpoints "
+            f"beyond this machine, but ORDERSTREAM_ADMIN_TOKEN is {which}: set "
+            "ORDERSTREAM_ADMIN_TOKEN to a secret (e.g. the output of `openssl rand -hex 24`; "
+            "docker compose takes it from your shell, Kubernetes from the orderstream-secrets "
+            "Secret), or bind ORDERSTREAM_WEB_HOST=127.0.0.1"
+        )
 
     @property
     def bootstrap_servers(self) -> str:
@@ -135,6 +171,18 @@ class Settings(BaseSettings):
             "stream_buffer_maxsize": 4096,
             "broker_max_poll_records": self.max_poll_records,
         }
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine reaches (127.0.0.0/8, ::1, localhost); a host
+    name or an empty host (every address) is not."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache(maxsize=1)

@@ -3,8 +3,8 @@ orderstream's code: no decoding, no validation, no domain rules, no metrics.
 
 Every record read from hop i is sent to hop i+1 the way our agents publish (straight to Faust's
 producer), and the side records are table writes (RocksDB and its changelog, the way our agents
-keep their state). Faust runs with our settings and our patches (app/faust_patches.py: the
-correctness fixes and the faster record delivery), so the gap between this loop and the worker
+keep their state). Faust runs with our settings and our Faust classes (app/faust_ext: the
+transport's consumer and producer, the table manager), so the gap between this loop and the worker
 is the cost of orderstream's own code, and the gap between this loop and the raw client is the
 cost of Faust.
 
@@ -20,7 +20,10 @@ from typing import Any
 import faust
 import mode.loop
 
-from app import faust_patches
+from app.faust_ext.logging import quiet_root_logger
+from app.faust_ext.stream import Stream
+from app.faust_ext.tables import TableManager
+from app.faust_ext.transport import broker_urls
 from app.settings import Settings
 from bench.raw_client import hop_topic
 
@@ -31,12 +34,13 @@ SIDE_PER_HOP = float(env.get("BENCH_FAUST_SIDE_PER_HOP", "0"))
 PARTITIONS = int(env.get("BENCH_FAUST_PARTITIONS", "4"))
 ours = Settings()  # the worker's defaults: the same producer, commit, poll and buffer settings
 
-faust_patches.apply()
 mode.loop.use(ours.event_loop)
 
 app = faust.App(
     env.get("BENCH_FAUST_APP_ID", "bench-faust"),
-    broker=f"kafka://{env.get('BENCH_FAUST_BOOTSTRAP', '127.0.0.1:19092')}",
+    broker=broker_urls(env.get("BENCH_FAUST_BOOTSTRAP", "127.0.0.1:19092")),
+    TableManager=TableManager,
+    Stream=Stream,
     store="rocksdb://",
     datadir=env.get("BENCH_FAUST_DATADIR", "var/bench-faust"),
     topic_partitions=PARTITIONS,
@@ -54,7 +58,7 @@ side = app.Table("side", partitions=PARTITIONS, key_type=bytes, value_type=bytes
 @app.task  # type: ignore[untyped-decorator]
 async def _tune() -> None:
     """As the worker does (app/application.py): no debug records built, the same buffer bound."""
-    faust_patches.quiet_root_logger()
+    quiet_root_logger()
     app.producer.buffer.max_messages = ours.producer_buffer_max
 
 

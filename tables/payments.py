@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app import chaos
 from app.application import raw_table
 from app.domain.payment import PaymentRecord
 
@@ -14,4 +15,5 @@ def get_payment(order_id: str) -> PaymentRecord | None:
 
 
 def put_payment(rec: PaymentRecord) -> None:
+    chaos.store_write()
     payments_table[rec.orderId.encode()] = rec.model_dump_json().encode()

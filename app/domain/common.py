@@ -31,12 +31,24 @@ class Decision(Generic[S]):
     `out_of_order`: the event is impossible in the key's current state (a reply to a step not
     taken yet, an answer contradicting the one applied): why, in words. State is unchanged and
     the agent dead-letters the event with kind "out_of_order" (to replay once it makes sense).
+    `ahead`: with `out_of_order`, the event answers a step the state has not reached yet: after
+    a crash the state is rebuilt from a changelog that can be behind the commands already sent,
+    and the record that takes the step is processed again. The agent waits for the state
+    (a bounded wait); only then is it a dead letter.
     """
 
     state: S | None = None
     emit: list[Event] = field(default_factory=list)
     duplicate: bool = False
     out_of_order: str | None = None
+    ahead: bool = False
+
+
+class StateBehind(RuleViolation):
+    """An event that answers a step its key's state has not reached yet (`Decision.ahead`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("out_of_order", message)
 
 
 def already_applied(applied: Mapping[str, int], topic: str, offset: int) -> bool:

@@ -182,9 +182,12 @@ def _moved(state: OrderState, ev: SagaInput, now: float, **changes: object) -> O
     )
 
 
-def _out_of_order(state: OrderState, ev: SagaInput, why: str) -> Decision[OrderState]:
+def _out_of_order(
+    state: OrderState, ev: SagaInput, why: str, *, ahead: bool = False
+) -> Decision[OrderState]:
     return Decision(
-        out_of_order=f"{ev.eventType} for order {state.orderId} in {state.status}: {why}"
+        out_of_order=f"{ev.eventType} for order {state.orderId} in {state.status}: {why}",
+        ahead=ahead,
     )
 
 
@@ -282,7 +285,9 @@ def stock_rejected(state: OrderState, ev: StockRejected, now: float) -> Decision
 
 
 def _payment_out_of_order(state: OrderState, ev: SagaInput) -> Decision[OrderState]:
-    if state.status in ("RESERVING", "REJECTED"):
+    if state.status == "RESERVING":  # a state rebuilt behind the payment request it sent
+        return _out_of_order(state, ev, "payment was never requested", ahead=True)
+    if state.status == "REJECTED":
         return _out_of_order(state, ev, "payment was never requested")
     return _out_of_order(state, ev, "the payment already ended the other way")
 
@@ -370,9 +375,11 @@ def decide(
     if state is None and isinstance(ev, SagaTimedOut):
         return Decision(duplicate=True)  # the timer's, for an order this worker no longer has
     if state is None:
-        # A reply before its order: impossible in one partition's order, so it is parked (and
-        # can be replayed from the dead letters once the order exists).
-        return Decision(out_of_order=f"{ev.eventType} for order {ev.data.orderId}, never placed")
+        # A reply before its order: the order's state is not rebuilt yet (a crash lost it with
+        # the commands already sent), or the order never existed: wait, then park it.
+        return Decision(
+            out_of_order=f"{ev.eventType} for order {ev.data.orderId}, never placed", ahead=True
+        )
     if isinstance(ev, StockReserved):
         return stock_reserved(state, ev, now, timeout_s)
     if isinstance(ev, StockRejected):

@@ -1,5 +1,7 @@
 """Liveness and readiness: /healthz answers while the process runs, /readyz once tables are
-recovered from their changelogs (503 before, and again during a rebalance's recovery)."""
+recovered from their changelogs (503 before, and again during a rebalance's recovery), and
+not while records the worker sent fail to reach the broker or a partition is stopped at a
+record its agent failed on (`faults`)."""
 
 from __future__ import annotations
 
@@ -11,15 +13,25 @@ from faust.web.exceptions import ServiceUnavailable
 from app.application import app
 
 
-def is_ready() -> bool:
+def tables_ready() -> bool:
     """Tables recovered from their changelogs, and no rebalance moving partitions right now."""
     recovery = cast(Any, app.tables).recovery
     return bool(recovery.completed.is_set() and not recovery.in_recovery and not app.rebalancing)
 
 
+def faults() -> dict[str, object]:
+    """What keeps the worker from processing or committing (app/faust_ext/consumer.py)."""
+    found: dict[str, object] = cast(Any, app.consumer).faults()
+    return found
+
+
+def is_ready() -> bool:
+    return tables_ready() and not faults()
+
+
 def require_ready() -> None:
     """Table reads before recovery would answer stale or missing data: refuse them instead."""
-    if not is_ready():
+    if not tables_ready():
         raise ServiceUnavailable("tables are recovering from their changelogs; retry shortly")
 
 
@@ -46,5 +58,7 @@ def recovery_status() -> dict[str, int | None]:
 @app.page("/readyz")
 class Readyz(View):
     async def get(self, request: Request) -> Response:
-        ready = is_ready()
-        return self.json({"ready": ready, **recovery_status()}, status=200 if ready else 503)
+        found = faults()
+        ready = tables_ready() and not found
+        body = {"ready": ready, **recovery_status(), "faults": found}
+        return self.json(body, status=200 if ready else 503)

@@ -14,6 +14,7 @@ from app.errors import EventError
 from app.events import utcnow
 from app.web import bodies, query
 from app.web.cluster import from_every_worker, routed
+from app.web.delivery import delivered
 from app.web.health import require_ready
 from app.web.orders import served_by
 from app.web.readmodel import stock_view
@@ -76,8 +77,7 @@ class Adjust(View):
             event = bodies.stock_adjusted(sku, await request.read(), utcnow())
         except EventError as exc:
             raise self.ValidationError(exc.message, kind=exc.kind) from None
-        await publish(event)
-        await app.producer.flush()
+        await delivered(await publish(event))
         location = f"/inventory/{sku}"
         body = {"productId": sku, "adjustmentId": event.data.adjustmentId, "location": location}
         return self.json(body, status=202, headers={"Location": location})

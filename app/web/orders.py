@@ -17,6 +17,7 @@ from app.errors import EventError
 from app.events import utcnow
 from app.web import bodies, query
 from app.web.cluster import from_every_worker, routed
+from app.web.delivery import delivered
 from app.web.health import require_ready
 from app.web.readmodel import order_history, order_summary, order_view
 from app.web.recent import KEEP, recent_orders
@@ -40,8 +41,7 @@ class Orders(View):
             event = bodies.order_placed(await request.read(), utcnow())
         except EventError as exc:
             raise self.ValidationError(exc.message, kind=exc.kind) from None
-        await publish(event)
-        await app.producer.flush()
+        await delivered(await publish(event))
         location = f"/orders/{event.data.orderId}"
         body = {"orderId": event.data.orderId, "eventId": event.eventId, "location": location}
         return self.json(body, status=202, headers={"Location": location})

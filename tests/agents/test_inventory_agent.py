@@ -101,28 +101,3 @@ async def test_a_bad_record_is_dead_lettered_and_the_agent_goes_on(
         stock = get_stock("SKU-3")
         assert stock is not None and stock.available == 4
     assert [k for k, _ in parked] == ["invalid_json"]
-
-
-async def test_a_record_handed_over_past_a_gap_waits_for_the_records_before_it(
-    sent: list[Event],
-) -> None:
-    async with inventory_agent.test_context() as agent:
-        # Given stock 4 and a reservation of 3 for o-1 (offsets 0, 1)
-        await agent.put(restock(4, "SKU-4"), key=b"SKU-4")
-        await agent.put(line_cmd(ReserveStock, "o-1", 3, "SKU-4"), key=b"SKU-4")
-        # When the commit of o-1 (offset 2) is skipped by the consumer and a reservation of 2
-        # for o-2 (offset 3) is handed over first
-        agent.sent_offset = 3
-        await agent.put(line_cmd(ReserveStock, "o-2", 2, "SKU-4"), key=b"SKU-4")
-        # Then o-2 is not applied yet (applied, it would raise the watermark over offset 2)
-        early = get_stock("SKU-4")
-        assert early is not None and early.holds == {"o-1": 3}
-        assert [e.eventType for e in sent] == ["StockReserved"]
-        # And when both come again in order, both apply: o-1 is sold, o-2 is rejected (1 left)
-        agent.sent_offset = 2
-        await agent.put(line_cmd(CommitStock, "o-1", 3, "SKU-4"), key=b"SKU-4")
-        await agent.put(line_cmd(ReserveStock, "o-2", 2, "SKU-4"), key=b"SKU-4")
-        stock = get_stock("SKU-4")
-        assert stock is not None
-        assert (stock.available, stock.held, stock.sold) == (1, 0, 3)
-        assert [e.eventType for e in sent] == ["StockReserved", "StockRejected"]

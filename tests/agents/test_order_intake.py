@@ -4,15 +4,13 @@ taken out of the fetch (Faust's full-queue mechanism, nothing dropped), and put 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from faust.types import TP
 
 import agents.order_intake as intake
-from app import faust_patches
-from app.application import settings
+from app.application import app, settings
 from app.topics import registry
 from tables.orders import open_deadlines
 
@@ -22,41 +20,20 @@ P0, P1, OTHER = TP(ORDERS, 0), TP(ORDERS, 1), TP("inventory-requests", 0)
 pytestmark = pytest.mark.asyncio
 
 
-class FakeConsumer:
-    """Faust's consumer as the intake sees it, with its full-queue flow control."""
-
-    def __init__(self) -> None:
-        self.active = {P0, P1, OTHER}
-        self.buffered: set[Any] = set()
-
-    def assignment(self) -> set[Any]:
-        return {P0, P1, OTHER}
-
-    def _get_active_partitions(self) -> set[Any]:
-        return self.active
-
-    def on_buffer_full(self, tp: Any) -> None:
-        self.active.discard(tp)
-        self.buffered.add(tp)
-
-    def on_buffer_drop(self, tp: Any) -> None:
-        faust_patches._on_buffer_drop(self, tp)  # Faust's, with the app's held-out partitions
-
-    @property
-    def _buffered_partitions(self) -> set[Any]:
-        return self.buffered
-
-
 @pytest.fixture
-def consumer(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeConsumer]:
-    fake = FakeConsumer()
-    monkeypatch.setattr(intake, "app", SimpleNamespace(consumer=fake))
+def consumer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The worker's real consumer (app/faust_ext/consumer.py), not started, assigned P0, P1
+    and OTHER, all of them fetched."""
+    real = cast(Any, app.consumer)
+    monkeypatch.setattr(real, "assignment", lambda: {P0, P1, OTHER})
+    real._active_partitions = {P0, P1, OTHER}
+    real._buffered_partitions = set()
+    real.paused_by_app.clear()
     monkeypatch.setattr(settings, "saga_max_open", 10)
-    intake.throttled.clear()
     open_deadlines.clear()
-    yield fake
+    yield real
     open_deadlines.clear()
-    intake.throttled.clear()
+    real.paused_by_app.clear()
 
 
 def open_orders(n: int) -> None:
@@ -65,25 +42,27 @@ def open_orders(n: int) -> None:
 
 
 async def test_order_partitions_leave_the_fetch_at_the_bound_and_return_at_80_percent(
-    consumer: FakeConsumer,
+    consumer: Any,
 ) -> None:
     open_orders(10)
     intake._throttle()
-    assert consumer.active == {OTHER}  # the other agents' partitions are fetched as before
-    assert intake.throttled == {P0, P1}
+    assert consumer._active_partitions == {
+        OTHER
+    }  # the other agents' partitions are fetched as before
+    assert consumer.paused_by_app == {P0, P1}
 
     open_orders(9)  # above 80% of the bound: still out
     intake._release()
-    assert consumer.active == {OTHER}
+    assert consumer._active_partitions == {OTHER}
 
     open_orders(7)
     intake._release()
-    assert consumer.active == {P0, P1, OTHER}
-    assert intake.throttled == set()
+    assert consumer._active_partitions == {P0, P1, OTHER}
+    assert consumer.paused_by_app == set()
 
 
 async def test_a_queue_draining_does_not_put_a_throttled_partition_back(
-    consumer: FakeConsumer,
+    consumer: Any,
 ) -> None:
     # Given the intake's own queue full once (Faust marked P1), then the bound reached
     consumer.on_buffer_full(P1)
@@ -94,11 +73,11 @@ async def test_a_queue_draining_does_not_put_a_throttled_partition_back(
     consumer.on_buffer_drop(P0)
     # Then the order partitions stay out of the fetch until the open orders fall (and marked
     # as Faust marks a full queue's: what was already fetched is still handed over)
-    assert consumer.active == {OTHER}
-    assert consumer.buffered == {P0, P1}
+    assert consumer._active_partitions == {OTHER}
+    assert consumer._buffered_partitions == {P0, P1}
     open_orders(7)
     intake._release()
-    assert consumer.active == {P0, P1, OTHER}
+    assert consumer._active_partitions == {P0, P1, OTHER}
 
 
 async def test_the_intake_queue_is_short() -> None:

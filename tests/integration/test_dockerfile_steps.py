@@ -102,14 +102,20 @@ def test_the_image_commands_start(image_venv: Path, tmp_path: Path) -> None:
     assert "topics" in usage and "demo" in usage
 
 
-def test_docker_compose_config_parses() -> None:
+def test_docker_compose_config_parses(monkeypatch: pytest.MonkeyPatch) -> None:
     docker = shutil.which("docker")
     if (
         docker is None
         or subprocess.run([docker, "compose", "version"], capture_output=True).returncode != 0
     ):
         pytest.skip("the docker compose plugin is not installed")
-    run(docker, "compose", "-f", "docker-compose.yml", "config", "--quiet", cwd=ROOT, timeout=60)
+    config = (docker, "compose", "-f", "docker-compose.yml", "config", "--quiet")
+    # The admin token has no default: without it compose refuses, naming the variable
+    monkeypatch.delenv("ORDERSTREAM_ADMIN_TOKEN", raising=False)
+    refused = subprocess.run(config, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "ORDERSTREAM_ADMIN_TOKEN" in refused.stderr
+    monkeypatch.setenv("ORDERSTREAM_ADMIN_TOKEN", "a-secret-for-the-config-check")
+    run(*config, cwd=ROOT, timeout=60)
 
 
 def test_podman_builds_the_image(tmp_path: Path) -> None:

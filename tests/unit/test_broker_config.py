@@ -13,7 +13,8 @@ import pytest
 
 from app import broker as broker_mod
 from app.broker import LocalBroker, find_java, parse_java_version, port_in_use
-from app.errors import BrokerError
+from app.errors import BrokerError, ConfigError
+from app.local_cluster import LocalCluster, PartitionState
 from app.settings import Settings
 
 
@@ -75,6 +76,132 @@ def test_server_properties_use_configured_ports_and_dirs(tmp_path: Path) -> None
     assert props["offsets.topic.replication.factor"] == "1"
     assert props["transaction.state.log.min.isr"] == "1"
     assert props["group.initial.rebalance.delay.ms"] == "0"
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    return dict(
+        line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+
+
+def test_a_single_node_is_its_own_quorum_and_keeps_one_copy(tmp_path: Path) -> None:
+    props = parse_properties(LocalBroker(make_settings(tmp_path)).render_server_properties())
+    assert props["node.id"] == "1"
+    assert props["default.replication.factor"] == "1"
+    assert props["min.insync.replicas"] == "1"
+    assert props["transaction.state.log.replication.factor"] == "1"
+
+
+# --- a cluster of nodes (app/local_cluster.py) --------------------------------------------
+
+
+def cluster_of_three(tmp_path: Path) -> LocalCluster:
+    ports = [(29092, 29093), (29094, 29095), (29096, 29097)]
+    return LocalCluster(make_settings(tmp_path, local_broker_heap="512m"), 3, ports)
+
+
+def test_cluster_nodes_share_one_quorum_with_own_ports_and_dirs(tmp_path: Path) -> None:
+    cluster = cluster_of_three(tmp_path)
+    props = [parse_properties(n.render_server_properties()) for n in cluster.nodes]
+    voters = "1@127.0.0.1:29093,2@127.0.0.1:29095,3@127.0.0.1:29097"
+    assert [p["node.id"] for p in props] == ["1", "2", "3"]
+    assert {p["controller.quorum.voters"] for p in props} == {voters}
+    assert [p["listeners"] for p in props] == [
+        f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{port + 1}"
+        for port in (29092, 29094, 29096)
+    ]
+    assert [p["advertised.listeners"] for p in props] == [
+        f"PLAINTEXT://127.0.0.1:{port}" for port in (29092, 29094, 29096)
+    ]
+    assert [p["log.dirs"] for p in props] == [
+        str(tmp_path / "kafka" / f"node-{n}" / "data") for n in (1, 2, 3)
+    ]
+    assert all(p["process.roles"] == "broker,controller" for p in props)
+    assert all(p["inter.broker.listener.name"] == "PLAINTEXT" for p in props)
+
+
+def test_cluster_internal_topics_survive_one_node_loss(tmp_path: Path) -> None:
+    for node in cluster_of_three(tmp_path).nodes:
+        props = parse_properties(node.render_server_properties())
+        assert props["offsets.topic.replication.factor"] == "3"
+        assert props["transaction.state.log.replication.factor"] == "3"
+        assert props["default.replication.factor"] == "3"
+        # acks=all needs 2 copies: writes go on with one node down, stop with two down
+        assert props["min.insync.replicas"] == "2"
+        assert props["transaction.state.log.min.isr"] == "2"
+
+
+def test_cluster_nodes_share_cluster_id_and_jars(tmp_path: Path) -> None:
+    cluster = cluster_of_three(tmp_path)
+    ids = {node.cluster_id() for node in cluster.nodes}
+    assert len(ids) == 1
+    assert (tmp_path / "kafka" / "cluster.id").read_text().strip() in ids
+    assert {node.libs_dir for node in cluster.nodes} == {tmp_path / "kafka" / "libs-4.1.1"}
+    assert len({node.pidfile for node in cluster.nodes}) == 3
+    assert cluster_of_three(tmp_path).nodes[2].cluster_id() in ids  # kept across instances
+
+
+def test_cluster_addresses_for_clients_and_workers(tmp_path: Path) -> None:
+    cluster = cluster_of_three(tmp_path)
+    assert cluster.bootstrap == "127.0.0.1:29092,127.0.0.1:29094,127.0.0.1:29096"
+    assert cluster.broker_url == (
+        "kafka://127.0.0.1:29092;kafka://127.0.0.1:29094;kafka://127.0.0.1:29096"
+    )
+    # the worker's settings turn either Faust URL form back into the client's list
+    assert Settings(broker=cluster.broker_url).bootstrap_servers == cluster.bootstrap
+    assert Settings(broker=f"kafka://{cluster.bootstrap}").bootstrap_servers == cluster.bootstrap
+    assert cluster.node(2).port == 29094
+    with pytest.raises(ConfigError, match="no node 4"):
+        cluster.node(4)
+
+
+def test_cluster_default_ports_follow_the_settings(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, local_broker_port=31092, local_controller_port=31093)
+    cluster = LocalCluster(settings, size=2)
+    assert [(n.port, n.controller_port) for n in cluster.nodes] == [(31092, 31093), (31094, 31095)]
+    # two nodes: a majority is both of them
+    assert "min.insync.replicas=2" in cluster.nodes[0].render_server_properties()
+
+
+@pytest.mark.parametrize(
+    ("size", "ports", "isr", "message"),
+    [
+        (0, None, None, "at least one node"),
+        (2, [(29092, 29093)], None, "1 port pairs for 2 nodes"),
+        (2, [(29092, 29093), (29093, 29094)], None, "cluster ports repeat"),
+        (3, None, 4, "between 1 and 3"),
+    ],
+)
+def test_cluster_rejects_impossible_layouts(
+    tmp_path: Path,
+    size: int,
+    ports: list[tuple[int, int]] | None,
+    isr: int | None,
+    message: str,
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        LocalCluster(make_settings(tmp_path), size, ports, min_insync_replicas=isr)
+
+
+def test_cluster_stop_and_kill_when_nothing_runs(tmp_path: Path) -> None:
+    cluster = cluster_of_three(tmp_path)
+    assert cluster.stop() == [False, False, False]
+    assert cluster.kill(2) is False
+    cluster.wipe()
+
+
+@pytest.mark.parametrize(
+    ("state", "in_sync"),
+    [
+        (PartitionState(1, (1, 2, 3), (3, 1, 2)), True),
+        (PartitionState(1, (1, 2, 3), (1, 2)), False),
+        (PartitionState(-1, (1, 2, 3), (1, 2, 3)), False),
+    ],
+)
+def test_partition_in_sync_needs_a_leader_and_every_replica(
+    state: PartitionState, in_sync: bool
+) -> None:
+    assert state.in_sync is in_sync
 
 
 def test_write_server_properties_creates_the_broker_dir(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ the web endpoints, docker-compose.yml with the CLI, the registry and the files i
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from app.cli import build_parser
+from app.errors import ConfigError
 from app.manifests import (
     PRODUCTION_MIN_INSYNC_REPLICAS,
     PRODUCTION_REPLICATION_FACTOR,
@@ -194,9 +196,23 @@ def test_worker_settings_agree_with_the_topics() -> None:
 def test_admin_token_comes_from_a_secret_not_the_config_map() -> None:
     assert "ORDERSTREAM_ADMIN_TOKEN" not in config_map()
     env = {e["name"]: e for e in worker_container()["env"]}
-    assert "secretKeyRef" in env["ORDERSTREAM_ADMIN_TOKEN"]["valueFrom"]
+    ref = env["ORDERSTREAM_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "orderstream-secrets", "key": "admin-token", "optional": False}
     refs = worker_container()["envFrom"]
     assert {"configMapRef": {"name": "orderstream-config"}} in refs
+    # the Secret itself is created by hand (see worker.yaml), never committed
+    assert not [d for d in k8s_docs() if d["kind"] == "Secret"]
+
+
+def test_the_config_map_alone_does_not_start_a_worker() -> None:
+    # Given the pod's settings from the ConfigMap (it binds 0.0.0.0)
+    values = {k.removeprefix("ORDERSTREAM_").lower(): v for k, v in config_map().items()}
+    # When the Secret's token is missing, Then the worker refuses to start
+    with pytest.raises(ConfigError, match="set ORDERSTREAM_ADMIN_TOKEN to a secret"):
+        settings_without_env(**values)
+    # And with it, it starts
+    settings = settings_without_env(**values, admin_token="from-the-orderstream-secrets-secret")
+    assert settings.web_host == "0.0.0.0"
 
 
 def test_services_select_the_worker_pods() -> None:
@@ -305,6 +321,17 @@ def test_compose_commands_are_valid_cli_invocations(compose: dict[str, Any]) -> 
         assert argv[0] == "orderstream", name
         parser.parse_args(argv[1:])  # exits (SystemExit) on an unknown flag
     assert compose["services"]["topics"]["command"][:2] == ["orderstream", "topics"]
+
+
+def test_compose_requires_an_admin_token_without_a_default(compose: dict[str, Any]) -> None:
+    # The image binds 0.0.0.0: a worker refuses the default token, so compose has none to give.
+    required = re.compile(r"^\$\{ORDERSTREAM_ADMIN_TOKEN:\?[^}]+\}$")
+    for name, svc in orderstream_services(compose):
+        token = svc["environment"]["ORDERSTREAM_ADMIN_TOKEN"]
+        assert required.match(token), f"{name}: ORDERSTREAM_ADMIN_TOKEN={token}"
+    assert "change-me" not in COMPOSE.read_text()
+    with pytest.raises(ConfigError, match=r"ORDERSTREAM_WEB_HOST=0\.0\.0\.0 "):
+        settings_without_env(web_host="0.0.0.0")  # what the image sets, without the token
 
 
 def test_compose_uses_only_registry_topics_and_one_partition_count(

@@ -49,5 +49,19 @@ def test_fetched_records_waiting_their_turn_are_not_a_stall(
     monkeypatch: pytest.MonkeyPatch, fetched: set[Any], active: set[Any], held: bool
 ) -> None:
     monkeypatch.setattr(app.topics, "_tp_index", {A: [_channel(0)], B: [_channel(0)]})
-    consumer = SimpleNamespace(_buffered_partitions=set(), _get_active_partitions=lambda: active)
+    consumer = SimpleNamespace(
+        _buffered_partitions=set(),
+        _get_active_partitions=lambda: active,
+        stopped_on_purpose=lambda tp: False,
+    )
     assert partition_watchdog._held_back(consumer, A, fetched) is held
+
+
+def test_a_partition_stopped_on_purpose_is_not_a_stall(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app.topics, "_tp_index", {A: [_channel(0)]})
+    consumer = SimpleNamespace(
+        _buffered_partitions=set(),
+        _get_active_partitions=lambda: set(),
+        stopped_on_purpose=lambda tp: tp == A,  # the intake's bound, or waiting for a rewind
+    )
+    assert partition_watchdog._held_back(consumer, A, set()) is True

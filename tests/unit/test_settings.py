@@ -1,12 +1,19 @@
-"""Which agents a worker runs (ORDERSTREAM_AGENTS)."""
+"""Which agents a worker runs (ORDERSTREAM_AGENTS), the memory it gives RocksDB, and the admin
+token a worker needs before it serves HTTP beyond this machine."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from app.application import enabled_agents
 
 AGENTS = ["inventory", "payment", "saga"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_all_agents_by_default() -> None:
@@ -56,3 +63,85 @@ def test_the_producer_fills_batches_of_the_configured_size() -> None:
 
     assert settings.producer_batch_kb >= 64  # a table record of several KB must not fill one
     assert app.conf.producer_max_batch_size == settings.producer_batch_kb * 1024
+
+
+# --- the admin token on an exposed web server -------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "LOCALHOST", "::1"])
+def test_the_default_token_is_fine_on_loopback(host: str) -> None:
+    from app.settings import Settings
+
+    assert Settings(web_host=host).admin_token.get_secret_value() == "change-me"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "", "::", "10.1.2.3", "worker-1.orderstream-workers"])
+@pytest.mark.parametrize("token", ["change-me", "", "   "])
+def test_an_exposed_web_server_refuses_the_default_or_an_empty_token(host: str, token: str) -> None:
+    from app.errors import ConfigError
+    from app.settings import Settings
+
+    # Given a web server others can reach, When the admin token is the default or empty
+    with pytest.raises(ConfigError) as info:
+        Settings(web_host=host, admin_token=token)
+    # Then the error names the variables and the fix
+    message = str(info.value)
+    assert "ORDERSTREAM_WEB_HOST=" in message
+    assert "set ORDERSTREAM_ADMIN_TOKEN to a secret" in message
+    assert "ORDERSTREAM_WEB_HOST=127.0.0.1" in message
+
+
+def test_an_exposed_web_server_starts_with_a_real_token() -> None:
+    from app.settings import Settings
+
+    settings = Settings(web_host="0.0.0.0", admin_token="9f86d081884c7d659a2feaa0c55ad015")
+    assert settings.web_host == "0.0.0.0"
+
+
+def test_the_check_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.errors import ConfigError
+    from app.settings import Settings
+
+    monkeypatch.setenv("ORDERSTREAM_WEB_HOST", "0.0.0.0")
+    monkeypatch.delenv("ORDERSTREAM_ADMIN_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match="ORDERSTREAM_ADMIN_TOKEN is the default 'change-me'"):
+        Settings()
+    monkeypatch.setenv("ORDERSTREAM_ADMIN_TOKEN", "")
+    with pytest.raises(ConfigError, match="ORDERSTREAM_ADMIN_TOKEN is empty"):
+        Settings()
+    monkeypatch.setenv("ORDERSTREAM_ADMIN_TOKEN", "s3cret-from-a-secret-store")
+    assert Settings().admin_token.get_secret_value() == "s3cret-from-a-secret-store"
+
+
+def test_the_cli_reports_the_missing_token_as_an_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.cli import main
+    from app.settings import get_settings
+
+    monkeypatch.setenv("ORDERSTREAM_WEB_HOST", "0.0.0.0")
+    monkeypatch.delenv("ORDERSTREAM_ADMIN_TOKEN", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert main(["topics"]) == 2
+    finally:
+        get_settings.cache_clear()
+    assert "set ORDERSTREAM_ADMIN_TOKEN to a secret" in capsys.readouterr().err
+
+
+def test_a_worker_bound_to_every_address_refuses_to_start_without_a_token(tmp_path: Path) -> None:
+    # A real `faust -A app worker` (it stops while importing the app: no broker needed)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERSTREAM_")}
+    env.update(ORDERSTREAM_WEB_HOST="0.0.0.0", ORDERSTREAM_DATADIR=str(tmp_path / "data"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "faust", "-A", "app", "worker", "-l", "info"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "ORDERSTREAM_WEB_HOST=0.0.0.0 serves the admin endpoints" in proc.stderr
+    assert not (tmp_path / "data").exists()

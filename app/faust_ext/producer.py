@@ -1,0 +1,125 @@
+"""The worker's Kafka producer: Faust's aiokafka producer that knows which of its records
+failed to reach the broker, and a buffer whose flush waits for every record put before it.
+
+* Every record goes through `Producer.send` (the agents' events straight, the tables'
+  changelog writes through the buffer): a delivery that fails after the client's retries is
+  logged, counted and remembered, and the consumer commits nothing until the partitions are
+  rewound (app/faust_ext/consumer.py): a lost event or changelog write is never committed over.
+* Faust's `ProducerBuffer.flush` (before each commit) gives up when no record left the buffer
+  for 0.1 s and ignores the record being sent, so a commit could cover table writes not yet
+  sent. `ProducerBuffer.flush` here returns only once every record put before it was handed to
+  the Kafka client, whose own flush then waits for the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from faust.transport import producer as faust_producer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+log = logging.getLogger(__name__)
+
+
+class ProducerBuffer(faust_producer.ProducerBuffer):
+    """Faust's buffer of table changelog writes, with a flush that waits (module doc)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.put_count = 0
+        self.sent_count = 0
+
+    def put(self, fut: Any) -> None:
+        self.put_count += 1
+        super().put(fut)
+
+    async def _send_pending(self, fut: Any) -> None:
+        try:
+            await super()._send_pending(fut)
+        finally:
+            self.sent_count += 1
+
+    async def flush(self) -> None:
+        """Return once every record put before the call is with the Kafka client."""
+        target = self.put_count
+        while self.sent_count < target:
+            if self.state != "running":
+                if self.size:
+                    raise RuntimeError("Cannot flush: Producer not Running")
+                return
+            self.message_sent.clear()
+            with contextlib.suppress(TimeoutError):  # look again: the producer may have stopped
+                await asyncio.wait_for(self.message_sent.wait(), timeout=0.1)
+
+
+class Producer(faust_aiokafka.Producer):
+    """Faust's aiokafka producer, with failed deliveries remembered (module doc)."""
+
+    #: Called with (topic, error) for each record that could not be delivered.
+    on_failed_send: Callable[[str, BaseException], None] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        buffer = ProducerBuffer(loop=self.loop, beacon=self.beacon)
+        buffer.app = self.app
+        threaded = getattr(self.buffer, "threaded_producer", None)
+        if threaded is not None:
+            buffer.threaded_producer = threaded
+        self.buffer = buffer
+        self._failures = 0
+        # future -> (topic, key, partition) of each record not yet acknowledged
+        self._inflight: dict[asyncio.Future[Any], tuple[str, bytes | None, int | None]] = {}
+        #: Changelog records that failed: (topic, key, partition), re-sent with the table's
+        #: current value before anything is committed again (app/faust_ext/consumer.py).
+        self.lost_changelog: list[tuple[str, bytes | None, int | None]] = []
+        self.last_error: BaseException | None = None
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> Any:
+        delivery = await super().send(
+            topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
+        )
+        future: asyncio.Future[Any] = delivery  # type: ignore[assignment]
+        self._inflight[future] = (topic, key, partition)
+        future.add_done_callback(self._delivered)
+        return delivery
+
+    def _delivered(self, future: asyncio.Future[Any]) -> None:
+        record = self._inflight.pop(future, None)
+        if record is None:
+            return  # counted already
+        error = future.exception() if not future.cancelled() else asyncio.CancelledError()
+        if error is not None:
+            topic = record[0]
+            if topic in self.app.tables.changelog_topics:
+                self.lost_changelog.append(record)
+            self._failed(topic, error)
+
+    def _failed(self, topic: str, error: BaseException) -> None:
+        self._failures += 1
+        self.last_error = error
+        if self.on_failed_send is not None:
+            self.on_failed_send(topic, error)
+
+    def failed_sends(self) -> int:
+        """Records that failed since the last `clear_failures`, whose callbacks ran or not."""
+        for future in [f for f in self._inflight if f.done()]:
+            self._delivered(future)  # done, its callback not run yet: count it now
+        return self._failures
+
+    def clear_failures(self) -> None:
+        self._failures = 0
+        self.last_error = None

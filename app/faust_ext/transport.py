@@ -1,0 +1,26 @@
+"""Faust's aiokafka transport with the worker's consumer and producer, registered under the
+`faust.transports` entry point as `orderstream` (pyproject.toml): a broker URL
+`orderstream://host:9092` selects it (app/application.py maps the user's kafka:// URLs)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from app.faust_ext.consumer import Consumer
+from app.faust_ext.producer import Producer
+
+SCHEME = "orderstream"
+
+
+class Transport(faust_aiokafka.Transport):
+    Consumer: ClassVar[Any] = Consumer
+    Producer: ClassVar[Any] = Producer
+
+
+def broker_urls(urls: str) -> str:
+    """The user's broker URLs (kafka://host:port;...) with this transport's scheme."""
+    return ";".join(
+        f"{SCHEME}://{u.split('://', 1)[-1]}" for u in urls.replace(",", ";").split(";") if u
+    )

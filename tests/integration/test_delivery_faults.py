@@ -1,0 +1,205 @@
+"""Infrastructure failures are not bad input: a record the broker refuses is never committed
+over, and a failing store is retried and then stops its partition; neither becomes a dead
+letter, and processing resumes on its own once the cause is gone.
+
+Real broker, real `faust worker` processes: the broker refuses the worker's writes because a
+topic's max.message.bytes is set below any record batch (as a misconfigured or full topic
+would), and the store fails through ORDERSTREAM_CHAOS_STORE_FAILURES."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from app.kafka_auth import client_options
+from app.topics import registry
+from app.verify import read_topic
+from app.workers import WorkerProcess
+from tests.integration.conftest import Stack
+from tests.integration.webclient import (
+    TERMINAL,
+    TOKEN,
+    eventually,
+    get,
+    place,
+    restock,
+    settled,
+    stock_of,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+
+SKUS = ("SKU-A", "SKU-B")
+
+
+async def _set_configs(stack: Stack, roles: tuple[str, ...], extra: dict[str, str]) -> None:
+    """Set the topics' configs to the registry's plus `extra` (alter_configs replaces all)."""
+    specs = registry(stack.settings)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=stack.settings.bootstrap_servers, **client_options(stack.settings)
+    )
+    await admin.start()
+    try:
+        await admin.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC, specs[r].name, {**specs[r].configs, **extra}
+                )
+                for r in roles
+            ]
+        )
+    finally:
+        await admin.close()
+
+
+async def _committed(stack: Stack) -> dict[tuple[str, int], int]:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=stack.settings.bootstrap_servers, **client_options(stack.settings)
+    )
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(stack.settings.app_id)
+    finally:
+        await admin.close()
+    return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+
+
+def _terminal_records(stack: Stack) -> Counter[str]:
+    """Terminal records per order on the order-status topic, counted (a duplicate shows)."""
+    return Counter(order for order, _ in _terminal_events(stack))
+
+
+def _terminal_events(stack: Stack) -> list[tuple[str, tuple[str, str]]]:
+    name = registry(stack.settings)["order_status"].name
+    records = asyncio.run(read_topic(stack.settings, name))
+    events = [orjson.loads(r.value) for r in records]
+    return [(e["data"]["orderId"], (e["eventId"], e["eventType"])) for e in events]
+
+
+def _one_outcome_each(stack: Stack, orders: list[str]) -> None:
+    """Every order has exactly one outcome: its terminal records (re-sent after a rewind, at
+    least once) all carry one event id and one status."""
+    outcomes: dict[str, Counter[tuple[str, str]]] = {o: Counter() for o in orders}
+    for order, outcome in _terminal_events(stack):
+        if order in outcomes:
+            outcomes[order][outcome] += 1
+    assert {o: len(c) for o, c in outcomes.items()} == {o: 1 for o in orders}, outcomes
+
+
+def _dead_letters(stack: Stack) -> int:
+    return len(
+        asyncio.run(read_topic(stack.settings, registry(stack.settings)["dead_letters"].name))
+    )
+
+
+def _metric(w: WorkerProcess, name: str, labels: str = "") -> float:
+    text = get(w, "/metrics").text
+    pattern = rf"^{re.escape(name)}(\{{[^}}]*{re.escape(labels)}[^}}]*\}})? ([0-9.e+]+)$"
+    return sum(float(m.group(2)) for m in re.finditer(pattern, text, re.M))
+
+
+def _ready_again(w: WorkerProcess) -> None:
+    try:
+        eventually(lambda: get(w, "/readyz").status == 200, 60, "/readyz to be ready again")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {get(w, '/readyz').text}") from None
+
+
+def _place_orders(w: WorkerProcess, prefix: str, n: int) -> list[str]:
+    ids = [f"{prefix}-{i}" for i in range(n)]
+    for i, order_id in enumerate(ids):
+        place(w, order_id, [(SKUS[i % 2], 1)], 1.0)
+    return ids
+
+
+def test_a_write_the_broker_refuses_is_never_committed_over(stack: Any) -> None:
+    s: Stack = stack(admin_token=TOKEN)
+    w = s.worker()
+    for sku in SKUS:
+        restock(w, sku, 1000)
+    before = _place_orders(w, "ok", 10)
+    for order_id in before:
+        settled(w, order_id)
+    # Given the broker refuses every record of the order-status topic and the orders table's
+    # changelog (max.message.bytes below any record batch)
+    refused = ("order_status", "changelog_orders")
+    asyncio.run(_set_configs(s, refused, {"max.message.bytes": "64"}))
+    committed_before = asyncio.run(_committed(s))
+    # When orders come in (POST /orders itself still works: the order topic takes them)
+    during = _place_orders(w, "refused", 12)
+    # Then the worker says it cannot deliver: not ready, failures counted, nothing settled
+    eventually(
+        lambda: (
+            get(w, "/readyz").status == 503
+            and "delivery" in get(w, "/readyz").json.get("faults", {})
+        ),
+        30,
+        "/readyz to report the failed deliveries",
+    )
+    assert _metric(w, "orderstream_send_failures_total") > 0
+    assert not set(during) & set(_terminal_records(s))
+    # And no committed offset of the order topic moved past the new orders (their state
+    # never reached the changelog), however long the worker goes on
+    orders_topic = registry(s.settings)["orders"].name
+    asyncio.run(asyncio.sleep(8))
+    committed_during = asyncio.run(_committed(s))
+    for (topic, partition), offset in committed_during.items():
+        if topic == orders_topic:
+            assert offset == committed_before.get((topic, partition), offset), (
+                f"{topic}/{partition} committed from "
+                f"{committed_before.get((topic, partition))} to {offset} over refused writes"
+            )
+    # When the cause is fixed
+    asyncio.run(_set_configs(s, refused, {}))
+    # Then every order settles exactly once, with no dead letter, and the worker is ready
+    for order_id in during:
+        settled(w, order_id, timeout_s=120)
+    _ready_again(w)
+    _one_outcome_each(s, before + during)
+    assert _dead_letters(s) == 0
+    # And the changelog holds what the worker applied while the broker refused it: a worker
+    # rebuilt from the changelogs alone (wiped data dir) sees every order settled
+    w.kill()
+    fresh = s.worker("w2")
+    for order_id in before + during:
+        body = settled(fresh, order_id, timeout_s=60)
+        assert body["status"] in TERMINAL
+
+
+def test_a_failing_store_is_retried_then_stops_its_partition_never_a_dead_letter(
+    stack: Any,
+) -> None:
+    # Given a worker whose first 12 table writes fail (a broken disk), 3 attempts per record and
+    # a 2 s stop before its partition is read again: the restocks hit them
+    s: Stack = stack(
+        admin_token=TOKEN,
+        chaos_store_failures=12,
+        handler_max_attempts=3,
+        handler_retry_backoff_s=0.05,
+        partition_fault_retry_s=2,
+    )
+    w = s.worker()
+    for sku in SKUS:
+        restock(w, sku, 1000)
+    for sku in SKUS:  # applied once the store works again: the stock is there for the orders
+        eventually(lambda sku=sku: (stock_of(w, sku) or {}).get("available") == 1000, 60, sku)
+    # When orders come in
+    orders = _place_orders(w, "disk", 20)
+    # Then every order settles exactly once once the store works again, with no dead letter
+    for order_id in orders:
+        settled(w, order_id, timeout_s=120)
+    _one_outcome_each(s, orders)
+    assert _dead_letters(s) == 0
+    stock = [get(w, f"/inventory/{sku}").json for sku in SKUS]
+    assert sum(st["sold"] for st in stock) + sum(st["held"] for st in stock) == 20
+    # And the failures were retried in place, then stopped their partition (rewound later)
+    assert _metric(w, "orderstream_handler_retries_total") >= 12
+    assert _metric(w, "orderstream_partition_rewinds_total", 'cause="fault"') >= 1
+    _ready_again(w)

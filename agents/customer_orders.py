@@ -13,7 +13,13 @@ from app.domain.projections import Origin
 from app.events import StatusEvent, decode
 from app.topics import accepted_types
 from app.tracing import traced
-from tables.customer_orders import drop_listed, get_history, put_history, put_listed
+from tables.customer_orders import (
+    drop_listed,
+    get_history,
+    get_listed,
+    put_history,
+    put_listed,
+)
 
 ACCEPT = accepted_types("order_status")
 
@@ -32,6 +38,11 @@ async def _handle(event: Any) -> None:
     decision = projections.record_order(before, summary)
     if decision.duplicate:
         metrics.duplicate_dropped("projections")
+        if decision.state is None and before is not None:  # its changelog writes, again
+            listed = get_listed(summary.customerId, summary.orderId)
+            if listed is not None:
+                put_listed(listed)
+            put_history(before)
     if decision.state is not None:
         # The listed summaries first, the head (with the watermark) last: after a crash between
         # them the redelivered outcome is not taken for a duplicate, and does it all again.

@@ -33,6 +33,7 @@ async def _handle(event: Any) -> None:
         return
     stock = get_stock(cmd.data.productId)
     if stock is not None and already_applied(stock.applied, msg.topic, msg.offset):
+        put_stock(stock)  # its changelog write may have been lost (not committed over)
         emit: list[Event] = list(inventory.redelivered(stock, cmd))
         metrics.duplicate_dropped("inventory")
     else:

@@ -44,5 +44,4 @@ async def _handle(event: Any) -> None:
     await relay("status_by_customer", summary.customerId, outcome, event.value, headers)
     for line in summary.sold():
         await relay("status_by_product", line.productId, outcome, event.value, headers)
-    if stored is None:
-        put_summary(summary)
+    put_summary(summary)  # again when redelivered: its changelog write may have been lost

@@ -12,7 +12,14 @@ from app.deadletter import guarded
 from app.domain.common import stamp
 from app.domain.payment import backoff_s, record, result_event
 from app.events import PaymentRequested, decode
-from app.gateway import Charge, PaymentGateway, SimulatedGateway, TransientGatewayError
+from app.gateway import (
+    Charge,
+    GatewayLedger,
+    PaymentGateway,
+    SimulatedGateway,
+    TransientGatewayError,
+)
+from app.repartition import rehomed
 from app.tracing import traced
 from tables.payments import get_payment, put_payment
 
@@ -20,6 +27,7 @@ gateway: PaymentGateway = SimulatedGateway(
     limit_per_order=settings.payment_limit_per_order,
     declined_customers=frozenset(filter(None, settings.payment_declined_customers.split(","))),
     transient_failure_rate=settings.payment_transient_failure_rate,
+    ledger=GatewayLedger(settings.gateway_ledger) if settings.gateway_ledger else None,
 )
 
 
@@ -33,6 +41,8 @@ async def payment_agent(stream: Any) -> None:
 async def _handle(event: Any) -> None:
     msg = event.message
     req: PaymentRequested = decode(event.value, ("PaymentRequested",))  # type: ignore[assignment]
+    if await rehomed(event, req):  # placed by another partitioner: applied where it belongs
+        return
     done = get_payment(req.data.orderId)
     if done is None:  # never charged: charge now (the idempotency key guards the gateway too)
         charge, attempts, last_error = await _charge(req)
@@ -40,6 +50,7 @@ async def _handle(event: Any) -> None:
         put_payment(done)
         metrics.payment_settled(done.status)
     else:
+        put_payment(done)  # its changelog write may have been lost (not committed over)
         metrics.duplicate_dropped("payment")
     await publish(result_event(done))  # a repeat request gets the same answer, no new charge
 

@@ -30,8 +30,11 @@ async def _handle(event: Any) -> None:
     outcome: StatusEvent = decode(event.value, ACCEPT)  # type: ignore[assignment]
     summary = projections.summarize(outcome, Origin.from_headers(event.headers))
     product = (event.key or b"").decode("utf-8", "replace")
-    decision = projections.record_sale(get_sales(product), summary, product)
+    before = get_sales(product)
+    decision = projections.record_sale(before, summary, product)
     if decision.duplicate:
         metrics.duplicate_dropped("projections")
+        if decision.state is None and before is not None:
+            put_sales(before)  # its changelog write may have been lost (not committed over)
     if decision.state is not None:
         put_sales(decision.state)

@@ -43,7 +43,9 @@ async def handle(event: Any) -> None:
         return
     state = get_order(ev.data.orderId)
     if state is not None and already_applied(state.applied, msg.topic, msg.offset):
-        # Redelivered after a crash: the state is ahead, but what it sent may have been lost.
+        # Redelivered after a crash: the state is ahead, but what it sent and its changelog
+        # write may have been lost (not committed over): both again.
+        put_order(state)
         emit: list[Event] = saga.pending_commands(state, ev.eventId)
         metrics.duplicate_dropped("saga")
     else:

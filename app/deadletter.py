@@ -8,7 +8,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from time import monotonic
 from typing import Any, cast
 
 from app import metrics, tracing
@@ -68,31 +67,13 @@ async def dead_letter(event: Any, kind: str, message: str) -> None:
     tracing.mark_failed(kind, message)
 
 
-_behind_since: dict[tuple[Any, int], float] = {}  # (partition, offset) -> first seen (monotonic)
-WAIT_STEP_S = 1.0
-
-
-def _wait_for_state(consumer: Any, message: Any, why: str, patience_s: float) -> bool:
-    """True when a record that answers state not rebuilt yet is to wait (its partition is
-    rewound to it in WAIT_STEP_S); False once it waited `patience_s`: a dead letter then."""
-    key = (message.tp, message.offset)
-    first = _behind_since.setdefault(key, monotonic())
-    if monotonic() - first >= patience_s:
-        return False
-    if len(_behind_since) > 10_000:  # partitions that moved away leave theirs behind
-        _behind_since.clear()
-        _behind_since[key] = first
-    metrics.reply_ahead_of_state(why.split(" ", 1)[0])
-    consumer.retry_later(message, why, WAIT_STEP_S)
-    return True
-
-
 async def guarded(agent: str, event: Any, handle: Callable[[], Awaitable[None]]) -> None:
     """Run one event's handler. Bad input (undecodable, invalid, inapplicable) becomes a dead
     letter with its reason; any other error (a store, disk or broker failing) is retried in
     place with doubling waits, then the record's partition stops and is rewound to it after a
     back-off (app/faust_ext/consumer.py): it is never a dead letter, and never skipped. A dead
-    letter that cannot be sent is such an error. A worker never dies of one message."""
+    letter that cannot be sent is such an error. A reply ahead of the state it answers is set
+    aside. A worker never dies of one message."""
     from app.application import app, settings
     from app.domain.common import RuleViolation, StateBehind
     from app.errors import EventError
@@ -107,12 +88,14 @@ async def guarded(agent: str, event: Any, handle: Callable[[], Awaitable[None]])
             try:
                 await handle()
             except StateBehind as exc:
-                if _wait_for_state(consumer, message, exc.message, settings.reply_wait_s):
-                    return
-                await dead_letter(event, exc.kind, exc.message)
+                # Set aside: its state is behind the command that caused it (rebuilt after a
+                # crash, or a backlog). The step that asked is processed again and asks again
+                # (deterministic ids; inventory and payment answer a repeat the same way), and
+                # the order's deadline re-drives it otherwise: not a dead letter.
+                log.info("%s: set aside until its state catches up: %s", agent, exc.message)
+                metrics.reply_ahead_of_state(exc.message.split(" ", 1)[0])
             except (EventError, RuleViolation) as exc:
                 await dead_letter(event, exc.kind, exc.message)
-            _behind_since.pop((message.tp, message.offset), None)
             return
         except Exception as exc:  # not the record's fault: try it again
             error = exc

@@ -110,6 +110,11 @@ DELIVERY_FAILING = Gauge(
     "orderstream_delivery_failing",
     "1 while records this worker sent failed to reach the broker and nothing is committed.",
 )
+WORKER_FENCED = Gauge(
+    "orderstream_worker_fenced",
+    "1 while the worker, paused past a share of its session timeout, applies and sends nothing "
+    "until the group confirms it still owns its partitions.",
+)
 HANDLER_RETRIES = Counter(
     "orderstream_handler_retries",
     "Records retried in place after an unexpected error (store, broker), by agent.",
@@ -123,8 +128,8 @@ RECORDS_REPARTITIONED = Counter(
 )
 REPLIES_AHEAD = Counter(
     "orderstream_replies_ahead_of_state",
-    "Replies that arrived before the order state they answer (rebuilt after a crash): set "
-    "aside, the step that asked is processed again and asks again.",
+    "Replies that arrived before the order state they answer (rebuilt after a crash, or "
+    "behind a backlog): set aside; the step that asked is processed again and asks again.",
     ["event_type"],
 )
 SEND_FAILURES = Counter(
@@ -147,7 +152,7 @@ for _outcome in ("succeeded", "failed"):
     PAYMENTS.labels(_outcome)
 for _agent in ("saga", "inventory", "payment", "projections"):
     DUPLICATES.labels(_agent)
-for _cause in ("unprocessed", "fault", "waited", "send_failed"):
+for _cause in ("unprocessed", "fault", "send_failed"):
     PARTITION_REWINDS.labels(_cause)
 for _reason in DEAD_LETTER_REASONS:
     DEAD_LETTERS.labels(_reason)
@@ -224,6 +229,10 @@ def delivery_failing(failing: bool) -> None:
 
 def send_failed(topic: str) -> None:
     SEND_FAILURES.labels(topic).inc()
+
+
+def worker_fenced(fenced: bool) -> None:
+    WORKER_FENCED.set(1 if fenced else 0)
 
 
 def handler_retried(agent: str) -> None:

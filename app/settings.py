@@ -68,9 +68,6 @@ class Settings(BaseSettings):
     handler_max_attempts: int = 5
     handler_retry_backoff_s: float = 0.1
     partition_fault_retry_s: float = 30.0
-    # A reply that answers an order state not rebuilt yet (after a crash) waits this long for it
-    # (its partition re-reads it every second), then it is a dead letter.
-    reply_wait_s: float = 30.0
 
     # --- topics (names and configs; see app/topics.py) -------------------
     topic_prefix: str = ""

@@ -1,7 +1,13 @@
-"""Simulated order service: a deterministic mix of orders, each with the outcome it must reach."""
+"""Simulated order service: a deterministic mix of orders, each with the outcomes it may reach.
+
+With enough stock every order has exactly one possible outcome. With `stock_ratio` below 1 the
+products are restocked with that share of what the orders ask for: which orders get the stock
+depends on arrival order, so an order that would be confirmed may instead be rejected out of
+stock, and the check is that nothing was oversold (app/verify.py)."""
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,17 +34,37 @@ MAX_PRICE = 90.0
 class SimOrder:
     order_id: str
     payload: bytes  # what goes on the order topic (v1 flat or v2 envelope)
-    expected: str  # CONFIRMED / REJECTED / CANCELLED
+    expected: str  # CONFIRMED / REJECTED / CANCELLED, given enough stock
     items: tuple[tuple[str, int], ...]
+    # Every outcome the order may reach: {expected}, plus REJECTED when stock runs short.
+    allowed: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if not self.allowed:
+            object.__setattr__(self, "allowed", frozenset({self.expected}))
+
+    def accepts(self, status: str, reason: str | None) -> bool:
+        """Whether ending in `status` for `reason` is right for this order: its expected
+        outcome, or (short stock) rejected for want of stock."""
+        if status == self.expected:
+            return True
+        return status in self.allowed and (reason or "").startswith("out_of_stock")
 
 
 @dataclass
 class Scenario:
-    """N orders over a catalog; `restocks` gives every in-stock product enough for all of them."""
+    """N orders over a catalog; `restocks` gives every in-stock product enough for all of them,
+    or `stock_ratio` of what they ask for."""
 
     orders: list[SimOrder]
     restocks: dict[str, int]
-    expected: Counter[str] = field(default_factory=Counter)
+    expected: Counter[str] = field(default_factory=Counter)  # outcomes given enough stock
+    stock_ratio: float = 1.0
+    demand: Counter[str] = field(default_factory=Counter)  # units asked for, per product
+
+    @property
+    def short_stock(self) -> bool:
+        return self.stock_ratio < 1.0
 
 
 def build_scenario(
@@ -51,7 +77,12 @@ def build_scenario(
     v1_share: float = 0.1,
     transient_failure_rate: float = 0.0,
     payment_attempts: int = 3,
+    stock_ratio: float = 1.0,
 ) -> Scenario:
+    """`stock_ratio` < 1: restock each product with that share of the units ordered (at least
+    one), so stock runs short of demand and many orders must be rejected."""
+    if not 0.0 < stock_ratio <= 1.0:
+        raise ValueError(f"stock_ratio must be in (0, 1], got {stock_ratio}")
     rng = random.Random(seed)
     catalog = [f"SKU-{i:04d}" for i in range(products)]
     demand: Counter[str] = Counter()
@@ -83,9 +114,15 @@ def build_scenario(
             demand[product] += qty
         customer = f"C{rng.randint(1, 500):04d}"
         payload = _payload(order_id, customer, items, prices, total, v1=rng.random() < v1_share)
-        orders.append(SimOrder(order_id, payload, expected, tuple(items)))
-    restocks = {p: demand[p] + 10 for p in catalog}
-    scenario = Scenario(orders, restocks)
+        allowed = {expected}
+        if stock_ratio < 1.0 and expected != "REJECTED":
+            allowed.add("REJECTED")  # its stock may be gone by the time it asks
+        orders.append(SimOrder(order_id, payload, expected, tuple(items), frozenset(allowed)))
+    if stock_ratio < 1.0:
+        restocks = {p: max(1, math.floor(demand[p] * stock_ratio)) for p in catalog}
+    else:
+        restocks = {p: demand[p] + 10 for p in catalog}
+    scenario = Scenario(orders, restocks, stock_ratio=stock_ratio, demand=demand)
     scenario.expected.update(o.expected for o in orders)
     return scenario
 

@@ -33,8 +33,8 @@ class Decision(Generic[S]):
     the agent dead-letters the event with kind "out_of_order" (to replay once it makes sense).
     `ahead`: with `out_of_order`, the event answers a step the state has not reached yet: after
     a crash the state is rebuilt from a changelog that can be behind the commands already sent,
-    and the record that takes the step is processed again. The agent waits for the state
-    (a bounded wait); only then is it a dead letter.
+    and the record that takes the step is processed again and asks again. The agent sets the
+    event aside: it is not a dead letter.
     """
 
     state: S | None = None

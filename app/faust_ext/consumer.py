@@ -17,6 +17,10 @@ What it changes in faust-streaming 0.15.3, and why (docs/faust-fixes.md has the 
   queue flow control would put them back (`on_buffer_drop`).
 * No commit while a record the worker sent (an event or a table's changelog write) failed to
   reach the broker since the partitions were last rewound (`_commit`, app/faust_ext/producer.py).
+* A worker that was paused (SIGSTOP, a VM freeze, a long stall) past a share of the session
+  timeout may have lost its partitions to another worker without knowing it yet: it is fenced
+  (`fenced`): it applies nothing and sends nothing until the group confirms its membership or a
+  rebalance gives it partitions again, so no stale write of it lands after the new owner's.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from app.faust_ext.ledger import Ledger
 log = logging.getLogger(__name__)
 
 REPAIR_EVERY_S = 0.25
+CLOCK_EVERY_S = 0.25
+PAUSE_SHARE = 0.5  # of the session timeout: a pause this long fences the worker
 SEND_RETRY_MAX_S = 30.0  # the longest wait between two rewinds after failed sends
 
 
@@ -64,14 +70,25 @@ class Consumer(faust_aiokafka.Consumer):
         self.ledger: Ledger[TP] = Ledger()
         self.paused_by_app = set()
         self._waiting: dict[TP, bool] = {}  # partitions stopped until a rewind -> a fault?
+        # Seeks per partition: a batch fetched before a seek must not be admitted after it
+        # (its records lie past the position sought to); such a partition is sought again.
+        self._seeks: dict[TP, int] = {}
+        self._stale: set[TP] = set()
         self.delivery_failing = False  # until a commit succeeds after a failed send
         self._send_retry_at = 0.0
         self._send_backoff = 1.0
+        self._last_tick = monotonic()
+        self._clock_running = False  # no pause is noticed before the consumer runs
+        self._fenced_since: float | None = None
+        self._fenced_generation: tuple[int, bool] | None = None
         super().__init__(*args, **kwargs)
+        self._pause_limit = self.app.conf.broker_session_timeout * PAUSE_SHARE
 
     def faults(self) -> dict[str, object]:
         """What keeps this worker from committing or processing (empty: nothing)."""
         found: dict[str, object] = {}
+        if self.fenced():
+            found["fenced"] = "paused past a share of the session timeout: waiting for the group"
         if self.delivery_failing:
             error = cast(Any, self.app.producer).last_error
             found["delivery"] = f"records not delivered to the broker: {error!r}"
@@ -91,9 +108,73 @@ class Consumer(faust_aiokafka.Consumer):
     # -- which records may be delivered, applied and committed ------------------------------
 
     def may_apply(self, message: Any) -> bool:
-        """Whether an agent may apply this record: it is the current fetch of its offset and no
-        record before it in its partition was left unprocessed."""
+        """Whether an agent may apply this record: it is the current fetch of its offset, no
+        record before it in its partition was left unprocessed, and the worker is not fenced."""
+        if self.fenced():
+            self._break(message.tp, message.offset, "the worker was paused: fenced")
+            return False
         return self.ledger.is_current(message.tp, message.offset, message)
+
+    # -- fencing after a pause ----------------------------------------------------------------
+
+    def fenced(self) -> bool:
+        """Whether the worker may have lost its partitions during a pause (module doc)."""
+        if (
+            self._fenced_since is None
+            and self._clock_running
+            and monotonic() - self._last_tick > self._pause_limit
+        ):
+            self._fence()  # the clock has not run since the pause: this caller is first
+        return self._fenced_since is not None
+
+    def _fence(self) -> None:
+        gap = monotonic() - self._last_tick
+        self._fenced_since = monotonic()
+        self._fenced_generation = self._group_generation()
+        metrics.worker_fenced(True)
+        log.error(
+            "this worker was paused for %.1f s (session timeout %.0f s): its partitions may "
+            "belong to another worker now; nothing is applied or sent until the group confirms "
+            "its membership or gives it partitions again",
+            gap,
+            self.app.conf.broker_session_timeout,
+        )
+
+    def _unfence(self, why: str) -> None:
+        if self._fenced_since is not None:
+            self._fenced_since, self._last_tick = None, monotonic()
+            metrics.worker_fenced(False)
+            log.warning("fence lifted: %s", why)
+
+    def _group_generation(self) -> tuple[int, bool] | None:
+        """(generation, rejoin needed) of the group membership, read from the client."""
+        client = getattr(self._thread, "_consumer", None)
+        coordinator = getattr(client, "_coordinator", None)
+        if coordinator is None:
+            return None
+        return coordinator.generation, coordinator._rejoin_needed_fut.done()
+
+    @Service.task
+    async def _pause_clock(self) -> None:
+        """Notice pauses (the clock stops with the process) and lift the fence once the group
+        still has this member after three heartbeats (a rebalance lifts it too)."""
+        confirm_after = 3 * self.app.conf.broker_heartbeat_interval + 1.0
+        self._last_tick, self._clock_running = monotonic(), True
+        while not self.should_stop:
+            await self.sleep(CLOCK_EVERY_S)
+            now = monotonic()
+            if self._fenced_since is None and now - self._last_tick > self._pause_limit:
+                self._fence()
+            self._last_tick = now
+            if self._fenced_since is not None and now - self._fenced_since > confirm_after:
+                membership = self._group_generation()
+                same = membership is not None and membership == self._fenced_generation
+                if same and not cast(tuple[int, bool], membership)[1]:
+                    self._unfence("the group still has this member, same generation")
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self._unfence("a rebalance gave this worker its partitions")
+        await super().on_partitions_assigned(assigned, generation_id)
 
     def ack(self, message: Any) -> bool:
         """Faust's final ack of a record (every stream that got it is done with it)."""
@@ -123,11 +204,6 @@ class Consumer(faust_aiokafka.Consumer):
         or committed, and the partition is rewound to it after `retry_in` seconds (until then
         the worker reports the fault: not ready)."""
         self._stop_at(message, reason, retry_in, fault=True)
-
-    def retry_later(self, message: Any, reason: str, retry_in: float) -> None:
-        """`message` cannot be applied yet (it answers state not rebuilt yet): its partition
-        waits and is rewound to it after `retry_in` seconds. Not a fault."""
-        self._stop_at(message, reason, retry_in, fault=False)
 
     def _stop_at(self, message: Any, reason: str, retry_in: float, *, fault: bool) -> None:
         tp = message.tp
@@ -168,10 +244,16 @@ class Consumer(faust_aiokafka.Consumer):
 
     # -- seeks ------------------------------------------------------------------------------
 
+    async def seek(self, partition: TP, offset: int) -> None:
+        await super().seek(partition, offset)
+        self._seeks[partition] = self._seeks.get(partition, 0) + 1
+
     async def perform_seek(self) -> None:
         """Seek every partition to its committed offset (Faust does it after a rebalance)."""
         await super().perform_seek()
         for tp in self.assignment():
+            self._seeks[tp] = self._seeks.get(tp, 0) + 1
+            self._stale.discard(tp)
             self.ledger.reset(tp, self._committed_offset.get(tp))
             if self._waiting.pop(tp, None) is not None:
                 self.resume_partitions([tp])
@@ -188,6 +270,8 @@ class Consumer(faust_aiokafka.Consumer):
         app = self.app
         if app.rebalancing or not self.flow_active or not app.flow_control.is_active():
             return 0
+        if self.fenced():
+            return 0
         now, assigned, rewound = monotonic(), self.assignment(), 0
         for tp, (offset, reason, retry_at) in self.ledger.broken().items():
             if tp not in assigned:
@@ -201,36 +285,10 @@ class Consumer(faust_aiokafka.Consumer):
             faulted = self._waiting.pop(part, None)
             if faulted is not None:
                 self.resume_partitions([part])
-            cause = {True: "fault", False: "waited", None: "unprocessed"}[faulted]
-            metrics.partition_rewound(cause)
+            metrics.partition_rewound("fault" if faulted else "unprocessed")
             log.warning("%s/%d rewound to %d (%s)", part.topic, part.partition, offset, reason)
             rewound += 1
         return rewound
-
-    async def _resend_lost_changelog(self, producer: Any) -> bool:
-        """Send each table key whose changelog write failed again, with the table's current
-        value (a changelog keeps the last value per key): the state a restore rebuilds is then
-        the state the records processed so far made. True once all are acknowledged."""
-        lost, producer.lost_changelog = producer.lost_changelog, []
-        tables = cast(Any, self.app.tables)._changelogs  # changelog topic -> table
-        sends = []
-        for topic, key, partition in dict.fromkeys(lost):
-            table = tables.get(topic)
-            if table is None or key is None:
-                continue
-            value = table.data.get(key)
-            sends.append((topic, key, partition, value))
-        try:
-            for topic, key, partition, value in sends:
-                delivery = await producer.send(topic, key, value, partition, None, None)
-                await delivery
-        except Exception as exc:
-            log.error("changelog records could not be sent again (%r): retrying later", exc)
-            producer.lost_changelog[:0] = lost
-            return False
-        if sends:
-            log.warning("%d changelog records sent again after a failed send", len(sends))
-        return True
 
     @Service.task
     async def _repair_partitions(self) -> None:
@@ -250,7 +308,7 @@ class Consumer(faust_aiokafka.Consumer):
                 self.delivery_failing = True
                 metrics.delivery_failing(True)
             now = monotonic()
-            if now < self._send_retry_at or self.app.rebalancing:
+            if now < self._send_retry_at or self.app.rebalancing or self.fenced():
                 return
             log.error(
                 "%d records this worker sent did not reach the broker (last error: %r): "
@@ -260,10 +318,6 @@ class Consumer(faust_aiokafka.Consumer):
                 producer.last_error,
                 self._send_backoff,
             )
-            if not await self._resend_lost_changelog(producer):
-                self._send_retry_at = now + self._send_backoff
-                self._send_backoff = min(self._send_backoff * 2, SEND_RETRY_MAX_S)
-                return
             producer.clear_failures()
             await self.rewind_all()
             metrics.partition_rewound("send_failed")
@@ -272,6 +326,18 @@ class Consumer(faust_aiokafka.Consumer):
             return
         await self.rewind_broken()
         metrics.partitions_faulted(sum(self._waiting.values()))
+
+    async def _seek_stale(self) -> None:
+        """Seek partitions whose records were refused as fetched across a seek back to the next
+        record the ledger expects (the fetch may have moved past records never admitted).
+        Called by the fetch loop between two fetches, so the next fetch follows these seeks."""
+        broken = self.ledger.broken()
+        assigned = self.assignment()
+        for tp in list(self._stale):
+            self._stale.discard(tp)
+            if tp in broken or tp not in assigned:
+                continue  # the rewind to its broken record, or a rebalance, seeks it
+            await self.seek(tp, self.ledger.next_offset(tp))
 
     async def rewind_all(self) -> None:
         """Seek every partition back to its committed offset (after a failed send)."""
@@ -336,10 +402,12 @@ class Consumer(faust_aiokafka.Consumer):
         set_flag, unset_flag = self.diag.set_flag, self.diag.unset_flag
         commit_every = self._commit_every
         admit = self.ledger.admit
+        seeks, stale = self._seeks, self._stale
         num_since_yield = 0
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
+                fetched_after = seeks.copy()  # the seeks this batch's records may follow
                 ait = getmany(timeout=1.0)
                 await self.sleep(0)  # getmany may return at once, in a loop: let others run
                 if not self.should_stop:
@@ -348,6 +416,9 @@ class Consumer(faust_aiokafka.Consumer):
                         if num_since_yield > 100:
                             await asyncio.sleep(0)
                             num_since_yield = 0
+                        if seeks.get(tp, 0) != fetched_after.get(tp, 0):
+                            stale.add(tp)  # fetched before a seek: sought again
+                            continue
                         if not admit(tp, message.offset, message):
                             continue  # stale, or past a record not processed yet
                         if commit_every is not None and self._n_acked >= commit_every:
@@ -356,6 +427,8 @@ class Consumer(faust_aiokafka.Consumer):
                         if not await self._deliver(message):
                             self._break(tp, message.offset, "delivery abandoned in a rebalance")
                     unset_flag(CONSUMER_FETCHING)
+                    if stale and not self.app.rebalancing:
+                        await self._seek_stale()
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 self.log.info("Broker stopped consumer, shutting down...")

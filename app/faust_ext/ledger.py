@@ -139,6 +139,11 @@ class Ledger(Generic[K]):
             part.done_upto = entry.offset + 1
         return entries[0].offset if entries else part.done_upto
 
+    def next_offset(self, tp: K) -> int:
+        """The lowest offset the partition may admit next."""
+        part = self._parts.get(tp)
+        return 0 if part is None else part.floor
+
     def pending(self, tp: K) -> int:
         part = self._parts.get(tp)
         return 0 if part is None else sum(1 for e in part.entries if not e.done)

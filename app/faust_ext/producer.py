@@ -5,6 +5,8 @@ failed to reach the broker, and a buffer whose flush waits for every record put 
   changelog writes through the buffer): a delivery that fails after the client's retries is
   logged, counted and remembered, and the consumer commits nothing until the partitions are
   rewound (app/faust_ext/consumer.py): a lost event or changelog write is never committed over.
+  The records processed again then re-send their events and re-write their state (every agent
+  does so for a redelivered record), so the changelog catches up with the local store.
 * Faust's `ProducerBuffer.flush` (before each commit) gives up when no record left the buffer
   for 0.1 s and ignores the record being sent, so a commit could cover table writes not yet
   sent. `ProducerBuffer.flush` here returns only once every record put before it was handed to
@@ -23,6 +25,10 @@ from faust.transport import producer as faust_producer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 log = logging.getLogger(__name__)
+
+
+class WorkerFenced(Exception):
+    """A record not sent because the worker was paused long enough to lose its partitions."""
 
 
 class ProducerBuffer(faust_producer.ProducerBuffer):
@@ -73,9 +79,6 @@ class Producer(faust_aiokafka.Producer):
         self._failures = 0
         # future -> (topic, key, partition) of each record not yet acknowledged
         self._inflight: dict[asyncio.Future[Any], tuple[str, bytes | None, int | None]] = {}
-        #: Changelog records that failed: (topic, key, partition), re-sent with the table's
-        #: current value before anything is committed again (app/faust_ext/consumer.py).
-        self.lost_changelog: list[tuple[str, bytes | None, int | None]] = []
         self.last_error: BaseException | None = None
 
     async def send(
@@ -89,6 +92,14 @@ class Producer(faust_aiokafka.Producer):
         *,
         transactional_id: str | None = None,
     ) -> Any:
+        consumer: Any = self.app.consumer
+        if getattr(consumer, "fenced", None) is not None and consumer.fenced():
+            # Paused past the session timeout: another worker may own this partition now.
+            refused: asyncio.Future[Any] = self.loop.create_future()
+            refused.set_exception(WorkerFenced(f"not sent to {topic}: the worker is fenced"))
+            self._inflight[refused] = (topic, key, partition)
+            refused.add_done_callback(self._delivered)
+            return refused
         delivery = await super().send(
             topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
         )
@@ -103,10 +114,7 @@ class Producer(faust_aiokafka.Producer):
             return  # counted already
         error = future.exception() if not future.cancelled() else asyncio.CancelledError()
         if error is not None:
-            topic = record[0]
-            if topic in self.app.tables.changelog_topics:
-                self.lost_changelog.append(record)
-            self._failed(topic, error)
+            self._failed(record[0], error)
 
     def _failed(self, topic: str, error: BaseException) -> None:
         self._failures += 1

@@ -150,3 +150,28 @@ def test_the_installed_faust_is_the_one_our_classes_were_written_for(
     monkeypatch.setattr(faust_ext, "version", lambda name: "0.16.0")
     with pytest.raises(faust_ext.FaustVersionError, match=r"0\.16\.0 is installed.*0\.15\.3"):
         faust_ext.check_faust_version()
+
+
+async def test_a_worker_paused_past_its_session_share_applies_and_sends_nothing(
+    app: faust.App,
+) -> None:
+    consumer = cast(Any, app.consumer)
+    producer = cast(Any, app.producer)
+    consumer.ledger.reset(T0, 0)
+    record = message(T0, 0)
+    consumer.ledger.admit(T0, 0, record)
+    consumer._clock_running = True
+    assert consumer.may_apply(record)
+    # When the process was stopped longer than half the session timeout (its clock stood still)
+    consumer._last_tick -= app.conf.broker_session_timeout
+    # Then it applies nothing (the record is read again later) and sends nothing
+    assert not consumer.may_apply(record)
+    assert consumer.ledger.broken()[T0][0] == 0
+    refused = await producer.send("order-status", b"o-1", b"{}", None, None, None)
+    with pytest.raises(ext_producer.WorkerFenced):
+        await refused
+    assert producer.failed_sends() == 1
+    assert "fenced" in consumer.faults()
+    # And a rebalance that gives it partitions again lifts the fence
+    consumer._unfence("test")
+    assert not consumer.fenced()

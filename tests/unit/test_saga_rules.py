@@ -183,6 +183,7 @@ def test_reply_before_its_order_is_out_of_order(ev: SagaInput) -> None:
     decision = saga.decide(None, ev, NOW, TIMEOUT)
 
     assert decision.out_of_order and "never placed" in decision.out_of_order
+    assert decision.ahead  # the order's state may be rebuilt behind it: set aside, not parked
     assert not decision.duplicate and decision.state is None and decision.emit == []
 
 
@@ -295,6 +296,7 @@ def test_payment_result_before_payment_was_requested_is_out_of_order(ev: SagaInp
     decision = saga.decide(reserving(), ev, NOW, TIMEOUT)
 
     assert decision.out_of_order and "payment was never requested" in decision.out_of_order
+    assert decision.ahead  # a state rebuilt behind the payment request it sent
     assert not decision.duplicate and decision.state is None and decision.emit == []
 
 
@@ -303,6 +305,7 @@ def test_payment_result_for_a_rejected_order_is_out_of_order(ev: SagaInput) -> N
     decision = saga.decide(given(placed(), rejected("p-1")), ev, NOW, TIMEOUT)
 
     assert decision.out_of_order and "payment was never requested" in decision.out_of_order
+    assert not decision.ahead  # money for a rejected order: an anomaly, parked
 
 
 def test_confirmed_is_final_and_a_contradicting_failure_is_out_of_order() -> None:

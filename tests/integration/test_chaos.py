@@ -125,6 +125,8 @@ def test_kill_minus_nine_under_load_with_short_stock_loses_nothing(
     )
     for kind, message in report.dead_letter_samples.items():
         print(f"chaos: dead letter {kind}: {message}")
+    for problem in result.problems[:20]:
+        print(f"chaos: problem: {problem}")
 
     # Then every order has exactly one outcome, one it may reach, and the invariants hold
     # (one terminal event, stock conserved and not oversold, charges agree with the ledger)

@@ -75,6 +75,7 @@ class Consumer(faust_aiokafka.Consumer):
         self._seeks: dict[TP, int] = {}
         self._stale: set[TP] = set()
         self.delivery_failing = False  # until a commit succeeds after a failed send
+        self._redriven = False  # rewound again, idle, after the rewind for a failed send
         self._send_retry_at = 0.0
         self._send_backoff = 1.0
         self._last_tick = monotonic()
@@ -111,7 +112,7 @@ class Consumer(faust_aiokafka.Consumer):
         """Whether an agent may apply this record: it is the current fetch of its offset, no
         record before it in its partition was left unprocessed, and the worker is not fenced."""
         if self.fenced():
-            self._break(message.tp, message.offset, "the worker was paused: fenced")
+            self._break(message, "the worker was paused: fenced")
             return False
         return self.ledger.is_current(message.tp, message.offset, message)
 
@@ -190,7 +191,7 @@ class Consumer(faust_aiokafka.Consumer):
             ):
                 # Faust drops such records unprocessed (another generation, or the queues
                 # being cleared for a rebalance): not done, read again.
-                self._break(tp, offset, "dropped by its stream in a rebalance")
+                self._break(message, "dropped by its stream in a rebalance")
                 done = False
             else:
                 done = self.ledger.done(tp, offset, message)
@@ -207,11 +208,16 @@ class Consumer(faust_aiokafka.Consumer):
 
     def _stop_at(self, message: Any, reason: str, retry_in: float, *, fault: bool) -> None:
         tp = message.tp
-        if self._break(tp, message.offset, reason, retry_at=monotonic() + retry_in):
+        if self._break(message, reason, retry_at=monotonic() + retry_in):
             self.pause_partitions([tp])
             self._waiting[tp] = fault
 
-    def _break(self, tp: TP, offset: int, reason: str, *, retry_at: float = 0.0) -> bool:
+    def _break(self, message: Any, reason: str, *, retry_at: float = 0.0) -> bool:
+        """Break the record's partition at it, if this fetch of it is the ledger's (a record
+        fetched before a seek is not: the partition was sought back before it already)."""
+        tp, offset = message.tp, message.offset
+        if not self.ledger.holds(tp, offset, message):
+            return False
         broke = self.ledger.break_at(tp, offset, reason, retry_at=retry_at)
         if broke and not retry_at:
             metrics.records_reread()
@@ -236,11 +242,24 @@ class Consumer(faust_aiokafka.Consumer):
             return False
         committed = bool(await super()._commit(offsets))
         if committed and self.delivery_failing and not producer.failed_sends():
-            self.delivery_failing = False
-            self._send_backoff = 1.0
-            metrics.delivery_failing(False)
-            log.warning("records reach the broker again: commits resumed")
+            self._delivery_recovered()
         return committed
+
+    def _caught_up(self) -> bool:
+        """Whether every input partition's committed offset is at its end (as last fetched)."""
+        for tp in self.assignment():
+            if self._is_changelog_tp(tp):
+                continue
+            end = self.highwater(tp)
+            if end is not None and end > (self._committed_offset.get(tp) or 0):
+                return False
+        return True
+
+    def _delivery_recovered(self) -> None:
+        self.delivery_failing = False
+        self._send_backoff = 1.0
+        metrics.delivery_failing(False)
+        log.warning("records reach the broker again: commits resumed")
 
     # -- seeks ------------------------------------------------------------------------------
 
@@ -319,11 +338,25 @@ class Consumer(faust_aiokafka.Consumer):
                 self._send_backoff,
             )
             producer.clear_failures()
+            self._redriven = False
             await self.rewind_all()
             metrics.partition_rewound("send_failed")
             self._send_retry_at = now + self._send_backoff
             self._send_backoff = min(self._send_backoff * 2, SEND_RETRY_MAX_S)
             return
+        if (
+            self.delivery_failing
+            and not producer.in_flight()
+            and monotonic() >= self._send_retry_at
+        ):
+            # Nothing failed or is on its way since the last rewind, and no commit said so.
+            if self._redriven or self._caught_up():
+                self._delivery_recovered()
+            else:  # records wait past the committed offsets: process them again, once more
+                self._redriven = True
+                log.warning("no commit since the rewind after failed sends: rewinding again")
+                await self.rewind_all()
+                self._send_retry_at = monotonic() + self._send_backoff
         await self.rewind_broken()
         metrics.partitions_faulted(sum(self._waiting.values()))
 
@@ -425,7 +458,7 @@ class Consumer(faust_aiokafka.Consumer):
                             self._n_acked = 0
                             await self.commit()
                         if not await self._deliver(message):
-                            self._break(tp, message.offset, "delivery abandoned in a rebalance")
+                            self._break(message, "delivery abandoned in a rebalance")
                     unset_flag(CONSUMER_FETCHING)
                     if stale and not self.app.rebalancing:
                         await self._seek_stale()

@@ -77,6 +77,12 @@ class Ledger(Generic[K]):
             return False
         return part.broken is None or offset < part.broken
 
+    def holds(self, tp: K, offset: int, token: object) -> bool:
+        """Whether this fetch of the record is pending in the ledger (not an earlier fetch)."""
+        part = self._parts.get(tp)
+        entry = part.index.get(offset) if part is not None else None
+        return entry is not None and entry.token is token
+
     def done(self, tp: K, offset: int, token: object) -> bool:
         """Mark a record processed (an ack of a stale fetch changes nothing)."""
         part = self._parts.get(tp)

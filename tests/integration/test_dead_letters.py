@@ -15,7 +15,7 @@ from tests.integration.conftest import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-VALID_ORDERS = 10_000
+VALID_ORDERS = 3_000
 BAD_MESSAGES = 1_000
 
 
@@ -109,7 +109,7 @@ def test_bad_messages_go_to_the_dead_letter_topic_with_their_reason(stack: type[
         captured.update(values=values, kinds=kinds)
         return planned
 
-    # When 10,000 valid orders flow with 1,000 bad messages among them
+    # When 3,000 valid orders flow with 1,000 bad messages among them
     result = asyncio.run(demo.run(s.settings, VALID_ORDERS, quiet=True, inject=inject))
 
     # Then every valid order reaches its expected state and the invariants hold

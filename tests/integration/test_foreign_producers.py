@@ -213,7 +213,8 @@ def test_transactions_committed_orders_settle_and_aborted_ones_never_appear(
     assert len({p.partition for p in placed}) == s.settings.partitions
 
     # Then every committed and plain order settles as expected; the aborted ones never appear
-    report = _wait_settled(s, [o.order_id for o in scenario.orders])
+    report = _wait_settled(s, [o.order_id for o in [*first, *second, *plain]])
+    report = asyncio.run(collect(s.settings, {o.order_id for o in scenario.orders}))
     _assert_settled(w, report, [*first, *second, *plain])
     _assert_never_seen(w, report, aborted)
     assert report.dead_letters == 0
@@ -306,7 +307,8 @@ def test_orders_after_retention_passed_the_committed_offsets_settle(
     w.wait_ready()
 
     # Then the orders after the deleted ones settle as expected; the deleted ones never appear
-    report = _wait_settled(s, [o.order_id for o in [*expired, *kept]])
+    _wait_settled(s, [o.order_id for o in kept])  # the expired ones never come
+    report = asyncio.run(collect(s.settings, {o.order_id for o in [*expired, *kept]}))
     _assert_settled(w, report, kept)
     _assert_never_seen(w, report, expired)
     assert report.dead_letters == 0

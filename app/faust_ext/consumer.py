@@ -16,7 +16,8 @@ What it changes in faust-streaming 0.15.3, and why (docs/faust-fixes.md has the 
 * Partitions the app took out of the fetch on purpose (`paused_by_app`) stay out when Faust's
   queue flow control would put them back (`on_buffer_drop`).
 * No commit while a record the worker sent (an event or a table's changelog write) failed to
-  reach the broker since the partitions were last rewound (`_commit`, app/faust_ext/producer.py).
+  reach the broker (`_commit`, app/faust_ext/producer.py); the worker then stops with an error
+  and, restarted, processes those partitions again from their committed offsets.
 * A worker that was paused (SIGSTOP, a VM freeze, a long stall) past a share of the session
   timeout may have lost its partitions to another worker without knowing it yet: it is fenced
   (`fenced`): it applies nothing and sends nothing until the group confirms its membership or a
@@ -46,7 +47,10 @@ log = logging.getLogger(__name__)
 REPAIR_EVERY_S = 0.25
 CLOCK_EVERY_S = 0.25
 PAUSE_SHARE = 0.5  # of the session timeout: a pause this long fences the worker
-SEND_RETRY_MAX_S = 30.0  # the longest wait between two rewinds after failed sends
+
+
+class DeliveryFailed(Exception):
+    """Records the worker sent did not reach the broker: the worker stops (module doc)."""
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -74,10 +78,7 @@ class Consumer(faust_aiokafka.Consumer):
         # (its records lie past the position sought to); such a partition is sought again.
         self._seeks: dict[TP, int] = {}
         self._stale: set[TP] = set()
-        self.delivery_failing = False  # until a commit succeeds after a failed send
-        self._redriven = False  # rewound again, idle, after the rewind for a failed send
-        self._send_retry_at = 0.0
-        self._send_backoff = 1.0
+        self.delivery_failing = False  # records sent failed: the worker is stopping
         self._last_tick = monotonic()
         self._clock_running = False  # no pause is noticed before the consumer runs
         self._fenced_since: float | None = None
@@ -240,26 +241,7 @@ class Consumer(faust_aiokafka.Consumer):
         await asyncio.sleep(0)  # delivery callbacks of the flush's last batches run first
         if producer.failed_sends():
             return False
-        committed = bool(await super()._commit(offsets))
-        if committed and self.delivery_failing and not producer.failed_sends():
-            self._delivery_recovered()
-        return committed
-
-    def _caught_up(self) -> bool:
-        """Whether every input partition's committed offset is at its end (as last fetched)."""
-        for tp in self.assignment():
-            if self._is_changelog_tp(tp):
-                continue
-            end = self.highwater(tp)
-            if end is not None and end > (self._committed_offset.get(tp) or 0):
-                return False
-        return True
-
-    def _delivery_recovered(self) -> None:
-        self.delivery_failing = False
-        self._send_backoff = 1.0
-        metrics.delivery_failing(False)
-        log.warning("records reach the broker again: commits resumed")
+        return bool(await super()._commit(offsets))
 
     # -- seeks ------------------------------------------------------------------------------
 
@@ -268,8 +250,19 @@ class Consumer(faust_aiokafka.Consumer):
         self._seeks[partition] = self._seeks.get(partition, 0) + 1
 
     async def perform_seek(self) -> None:
-        """Seek every partition to its committed offset (Faust does it after a rebalance)."""
+        """Seek every partition to its committed offset (Faust does it after a rebalance).
+        aiokafka's seek_to_committed leaves a partition with no commit yet (or offset 0) where
+        it is, past records never processed: those are sought to their first record."""
         await super().perform_seek()
+        unsought = [
+            tp
+            for tp in self.assignment()
+            if not self._committed_offset.get(tp) and not self._is_changelog_tp(tp)
+        ]
+        if unsought:
+            earliest = await self.earliest_offsets(*unsought)
+            for tp in unsought:
+                await super().seek(tp, max(earliest.get(tp) or 0, 0))
         for tp in self.assignment():
             self._seeks[tp] = self._seeks.get(tp, 0) + 1
             self._stale.discard(tp)
@@ -323,40 +316,8 @@ class Consumer(faust_aiokafka.Consumer):
         producer = cast(Any, self.app.producer)
         failed = producer.failed_sends()
         if failed:
-            if not self.delivery_failing:
-                self.delivery_failing = True
-                metrics.delivery_failing(True)
-            now = monotonic()
-            if now < self._send_retry_at or self.app.rebalancing or self.fenced():
-                return
-            log.error(
-                "%d records this worker sent did not reach the broker (last error: %r): "
-                "nothing is committed over them; every partition is processed again from its "
-                "committed offset (next rewind in %.0f s at the earliest if sends still fail)",
-                failed,
-                producer.last_error,
-                self._send_backoff,
-            )
-            producer.clear_failures()
-            self._redriven = False
-            await self.rewind_all()
-            metrics.partition_rewound("send_failed")
-            self._send_retry_at = now + self._send_backoff
-            self._send_backoff = min(self._send_backoff * 2, SEND_RETRY_MAX_S)
+            await self._stop_loudly(failed, producer.last_error)
             return
-        if (
-            self.delivery_failing
-            and not producer.in_flight()
-            and monotonic() >= self._send_retry_at
-        ):
-            # Nothing failed or is on its way since the last rewind, and no commit said so.
-            if self._redriven or self._caught_up():
-                self._delivery_recovered()
-            else:  # records wait past the committed offsets: process them again, once more
-                self._redriven = True
-                log.warning("no commit since the rewind after failed sends: rewinding again")
-                await self.rewind_all()
-                self._send_retry_at = monotonic() + self._send_backoff
         await self.rewind_broken()
         metrics.partitions_faulted(sum(self._waiting.values()))
 
@@ -372,14 +333,26 @@ class Consumer(faust_aiokafka.Consumer):
                 continue  # the rewind to its broken record, or a rebalance, seeks it
             await self.seek(tp, self.ledger.next_offset(tp))
 
-    async def rewind_all(self) -> None:
-        """Seek every partition back to its committed offset (after a failed send)."""
-        self.stop_flow()  # the fetch loop leaves its batch; nothing is handed on meanwhile
-        await self.wait_for_stopped_flow()
-        try:
-            await self.perform_seek()
-        finally:
-            self.resume_flow()
+    async def _stop_loudly(self, failed: int, error: BaseException | None) -> None:
+        """Records this worker sent did not reach the broker after the client's retries: no
+        commit passes them (`_commit`), and the worker stops with an error, as a Kafka Streams
+        thread does on a production error. Restarted (by its supervisor), it processes every
+        partition again from its committed offsets: the records processed again re-send their
+        events and re-write their state, so nothing that failed is lost."""
+        if self.delivery_failing:
+            return
+        self.delivery_failing = True
+        metrics.delivery_failing(True)
+        log.error(
+            "%d records this worker sent did not reach the broker (last error: %r): nothing is "
+            "committed over them; the worker stops, and processes them again from the committed "
+            "offsets once restarted. Check the topics (max.message.bytes, ACLs, in-sync "
+            "replicas) and the broker",
+            failed,
+            error,
+        )
+        metrics.partition_rewound("send_failed")
+        await self.app.crash(DeliveryFailed(f"{failed} records not delivered: {error!r}"))
 
     # -- Faust's flow control ---------------------------------------------------------------
 

@@ -3,10 +3,10 @@ failed to reach the broker, and a buffer whose flush waits for every record put 
 
 * Every record goes through `Producer.send` (the agents' events straight, the tables'
   changelog writes through the buffer): a delivery that fails after the client's retries is
-  logged, counted and remembered, and the consumer commits nothing until the partitions are
-  rewound (app/faust_ext/consumer.py): a lost event or changelog write is never committed over.
-  The records processed again then re-send their events and re-write their state (every agent
-  does so for a redelivered record), so the changelog catches up with the local store.
+  logged, counted and remembered: the consumer commits nothing over it and the worker stops
+  (app/faust_ext/consumer.py); restarted, it processes the partitions again from their committed
+  offsets, and the records processed again re-send their events and re-write their state (every
+  agent does so for a redelivered record), so the changelog catches up with the local store.
 * Faust's `ProducerBuffer.flush` (before each commit) gives up when no record left the buffer
   for 0.1 s and ignores the record being sent, so a commit could cover table writes not yet
   sent. `ProducerBuffer.flush` here returns only once every record put before it was handed to

@@ -67,30 +67,29 @@ class Ledger(Generic[K]):
         part.floor, part.exact = offset + 1, False
         return True
 
+    def _entry(self, tp: K, offset: int, token: object) -> tuple[_Partition, _Entry] | None:
+        """This fetch of the record, if it is pending in the ledger (not an earlier fetch)."""
+        part = self._parts.get(tp)
+        entry = part.index.get(offset) if part is not None else None
+        if part is None or entry is None or entry.token is not token:
+            return None
+        return part, entry
+
     def is_current(self, tp: K, offset: int, token: object) -> bool:
         """Whether this record is pending in the ledger and no record before it broke."""
-        part = self._parts.get(tp)
-        if part is None:
-            return False
-        entry = part.index.get(offset)
-        if entry is None or entry.token is not token:
-            return False
-        return part.broken is None or offset < part.broken
+        found = self._entry(tp, offset, token)
+        return found is not None and (found[0].broken is None or offset < found[0].broken)
 
     def holds(self, tp: K, offset: int, token: object) -> bool:
         """Whether this fetch of the record is pending in the ledger (not an earlier fetch)."""
-        part = self._parts.get(tp)
-        entry = part.index.get(offset) if part is not None else None
-        return entry is not None and entry.token is token
+        return self._entry(tp, offset, token) is not None
 
     def done(self, tp: K, offset: int, token: object) -> bool:
         """Mark a record processed (an ack of a stale fetch changes nothing)."""
-        part = self._parts.get(tp)
-        if part is None:
+        found = self._entry(tp, offset, token)
+        if found is None:
             return False
-        entry = part.index.get(offset)
-        if entry is None or entry.token is not token:
-            return False
+        part, entry = found
         if part.broken is not None and offset >= part.broken:
             return False  # not processed: the rewind brings it again
         entry.done = True
@@ -149,7 +148,3 @@ class Ledger(Generic[K]):
         """The lowest offset the partition may admit next."""
         part = self._parts.get(tp)
         return 0 if part is None else part.floor
-
-    def pending(self, tp: K) -> int:
-        part = self._parts.get(tp)
-        return 0 if part is None else sum(1 for e in part.entries if not e.done)

@@ -128,10 +128,6 @@ class Producer(faust_aiokafka.Producer):
             self._delivered(future)  # done, its callback not run yet: count it now
         return self._failures
 
-    def in_flight(self) -> int:
-        """Records handed to the client and not acknowledged yet."""
-        return len(self._inflight)
-
     def clear_failures(self) -> None:
         self._failures = 0
         self.last_error = None

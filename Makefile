@@ -29,7 +29,7 @@ test-unit: install
 	$(BIN)/pytest -q tests/unit tests/agents
 
 test-integration: install
-	$(BIN)/pytest -q -m "integration and not known_gap"
+	$(BIN)/pytest -q -m integration
 
 lint: install
 	$(BIN)/ruff check .

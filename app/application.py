@@ -12,13 +12,14 @@ import mode.loop
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import REGISTRY
 
-from app import metrics, tracing
+from app import chaos, metrics, tracing
 from app.events import Event, encode
-from app.faust_ext import check_faust_version
+from app.faust_ext import check_faust_version, write_back
 from app.faust_ext.logging import quiet_root_logger
 from app.faust_ext.stream import Stream
 from app.faust_ext.tables import TableManager
 from app.faust_ext.transport import broker_urls
+from app.faust_ext.write_back import Table as WriteBackTable
 from app.faust_monitor import FastPrometheusMonitor
 from app.kafka_auth import broker_credentials
 from app.partitioner import partition_for
@@ -35,6 +36,7 @@ app = faust.App(
     settings.app_id,
     broker=broker_urls(settings.broker),  # our transport (app/faust_ext): same Kafka URLs
     TableManager=TableManager,
+    Table=WriteBackTable,  # app/faust_ext/write_back.py: changelog and RocksDB once per commit
     Stream=Stream,
     broker_credentials=broker_credentials(settings),  # SASL / TLS from ORDERSTREAM_KAFKA_*
     store=settings.store,
@@ -115,6 +117,9 @@ async def send(
     (app/faust_ext/producer.py). Straight to Faust's producer, not through a Faust topic (its
     per-send futures, callbacks and sensors cost more than the send itself). Returns the
     record's delivery, for the callers that must know it arrived (POST /orders)."""
+    if app.in_transaction:  # exactly_once: into the transaction of the record being processed
+        transactions = cast(Any, app.consumer.transactions)
+        return await transactions.send_event(name, key, value, headers or None)  # type: ignore[no-any-return]
     delivery = await app.producer.send(name, key, value, None, None, headers or None)
     return cast("asyncio.Future[Any]", delivery)
 
@@ -167,6 +172,10 @@ def _select_agents(sender: Any, **_: Any) -> None:
         del app.agents[name]
 
 
+if settings.chaos_crash_in_flush is not None:
+    write_back.on_partition_written = chaos.in_flush
+
+
 @app.task  # type: ignore[untyped-decorator]
 async def _quiet_debug_logging() -> None:
     """Once the worker logs: no debug records built on the hot path, the producer buffer bounded,
@@ -174,3 +183,15 @@ async def _quiet_debug_logging() -> None:
     quiet_root_logger()
     app.producer.buffer.max_messages = settings.producer_buffer_max
     cast(Any, app.producer).on_failed_send = _send_failed
+    if app.in_transaction:
+        cast(Any, app.producer).on_fenced = _task_fenced
+
+
+def _task_fenced(tid: str, error: BaseException) -> None:
+    transactions = cast(Any, app.consumer.transactions)
+    task = asyncio.ensure_future(transactions.fenced(tid, error))
+    _fences.add(task)
+    task.add_done_callback(_fences.discard)
+
+
+_fences: set[asyncio.Future[Any]] = set()  # kept until done (the loop holds tasks weakly)

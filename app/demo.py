@@ -59,6 +59,7 @@ async def _status_consumer(settings: Settings) -> AIOKafkaConsumer:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         enable_auto_commit=False,
+        isolation_level="read_committed",  # what a downstream consumer sees
         **client_options(settings),
     )
     await consumer.start()

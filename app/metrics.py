@@ -115,6 +115,11 @@ WORKER_FENCED = Gauge(
     "1 while the worker, paused past a share of its session timeout, applies and sends nothing "
     "until the group confirms it still owns its partitions.",
 )
+TASKS_FENCED = Counter(
+    "orderstream_tasks_fenced",
+    "Exactly-once mode: tasks whose transaction the broker fenced (another worker owns the "
+    "task now; nothing this worker sent for it since its last commit became visible).",
+)
 HANDLER_RETRIES = Counter(
     "orderstream_handler_retries",
     "Records retried in place after an unexpected error (store, broker), by agent.",
@@ -233,6 +238,10 @@ def send_failed(topic: str) -> None:
 
 def worker_fenced(fenced: bool) -> None:
     WORKER_FENCED.set(1 if fenced else 0)
+
+
+def task_fenced() -> None:
+    TASKS_FENCED.inc()
 
 
 def handler_retried(agent: str) -> None:

@@ -119,6 +119,7 @@ async def rebuild(
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         enable_auto_commit=False,
+        isolation_level="read_committed",  # what a downstream consumer sees
         max_partition_fetch_bytes=4 * 1024 * 1024,
         **client_options(settings),
     )

@@ -49,9 +49,16 @@ class Settings(BaseSettings):
     # is handed over is processed: the bound on open orders (saga_max_open) did not hold, ~13,000
     # orders were opened at once (see agents/order_intake.py).
     max_poll_records: int = 500
+    # at_least_once: every record is processed at least once, and every state change and
+    # event is safe to apply twice (the default). exactly_once: Kafka transactions per task
+    # (app/faust_ext/transactions.py): a worker that lost its partitions without noticing
+    # (paused, partitioned) is fenced by the broker; consumers of the topics must read
+    # committed records only, and each hop waits for a commit (eos_commit_interval_s).
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     # Offsets are committed every commit_interval_s, or sooner after commit_every records.
     commit_every: int = 1000
     commit_interval_s: float = 1.0
+    eos_commit_interval_s: float = 0.1  # exactly_once: a record is visible once committed
     # A crashed worker's partitions move after this long without heartbeats.
     session_timeout_s: float = 10.0
     partition_watchdog_s: float = 2.0  # see agents/partition_watchdog.py
@@ -111,6 +118,7 @@ class Settings(BaseSettings):
     # --- fault injection (tests, chaos drills) -------------------------------
     chaos_duplicate_sends: bool = False  # publish every event twice, as a retrying producer might
     chaos_store_failures: int = 0  # the first N table writes of a worker raise (a failing disk)
+    chaos_crash_in_flush: Path | None = None  # die once in a flush of the tables (app/chaos.py)
 
     # --- metrics (app/metrics.py) -------------------------------------------
     metrics_stock_label_cap: int = 100  # products with their own label; the rest sum to "_other"
@@ -152,6 +160,10 @@ class Settings(BaseSettings):
         )
 
     @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == "exactly_once"
+
+    @property
     def bootstrap_servers(self) -> str:
         """host:port list for plain Kafka clients (without the faust URL scheme)."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
@@ -164,7 +176,10 @@ class Settings(BaseSettings):
             "producer_linger_ms": self.producer_linger_ms,
             "producer_max_batch_size": self.producer_batch_kb * 1024,
             "broker_commit_every": self.commit_every,
-            "broker_commit_interval": self.commit_interval_s,
+            "broker_commit_interval": (
+                self.eos_commit_interval_s if self.exactly_once else self.commit_interval_s
+            ),
+            "processing_guarantee": self.processing_guarantee,
             "stream_buffer_maxsize": 4096,
             "broker_max_poll_records": self.max_poll_records,
         }

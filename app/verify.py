@@ -41,6 +41,7 @@ async def read_topic(settings: Settings, name: str, *, idle_s: float = 1.0) -> l
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         enable_auto_commit=False,
+        isolation_level="read_committed",  # what a downstream consumer sees
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
         **client_options(settings),
@@ -440,6 +441,7 @@ async def consumer_lag(settings: Settings) -> dict[str, int]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         enable_auto_commit=False,
+        isolation_level="read_committed",  # what a downstream consumer sees
         **client_options(settings),
     )
     await admin.start()

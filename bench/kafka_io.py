@@ -27,6 +27,7 @@ async def probe(bootstrap: str) -> AsyncIterator[AIOKafkaConsumer]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
+        isolation_level="read_committed",  # what a downstream consumer sees
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     await consumer.start()

@@ -168,7 +168,9 @@ async def _paced(
 
 async def _follow(bootstrap: str, topic: str) -> AIOKafkaConsumer:
     """A consumer positioned at the current end of the topic."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
     await consumer.start()
     tps = [TopicPartition(topic, p) for p in sorted(await partitions_of(consumer, topic))]
     consumer.assign(tps)

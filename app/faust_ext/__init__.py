@@ -1,6 +1,6 @@
 """Our Faust classes, plugged in through Faust's own extension points: the transport (entry
-point `faust.transports`: consumer and producer), and the `TableManager` and `Stream` app
-settings.
+point `faust.transports`: consumer, producer, transaction manager), and the `TableManager` and
+`Stream` app settings.
 
 Each overrides a few methods of faust-streaming FAUST_VERSION; `check_faust_version` refuses
 any other version at start, and tests/unit/test_faust_ext_drift.py fails when the source of a
@@ -44,6 +44,27 @@ OVERRIDES: dict[str, str] = {
     "faust.tables.recovery:Recovery._build_offsets": "27eec86be06cb51f",
     "faust.streams:Stream.__aiter__": "e815c0e831f1d2cc",
     "faust.streams:Stream._py_aiter": "3a48ee257a65435b",
+    # exactly-once mode (transactions.py): overridden, or called and relied upon
+    "faust.transport.consumer:TransactionManager.send": "b8d126be9f10fc69",
+    "faust.transport.consumer:TransactionManager.commit": "fbb29c3467ac8bfa",
+    "faust.transport.consumer:TransactionManager.on_rebalance": "2c190b35003af25c",
+    "faust.transport.consumer:TransactionManager.on_partitions_revoked": "6c0e120716813506",
+    "faust.transport.drivers.aiokafka:Producer.flush": "36d0cb3615f65b01",
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._highwaters": "a7f4f97d9f32aca2",
+    "faust.transport.drivers.aiokafka:Producer.commit_transactions": "70091e6f431974e9",
+    "faust.transport.drivers.aiokafka:Producer.begin_transaction": "970978bd2a00bb12",
+    "faust.transport.drivers.aiokafka:Producer.stop_transaction": "ba24cb80581302aa",
+    # write-back tables (write_back.py): bypassed on set, or called and relied upon
+    "faust.tables.manager:TableManager.on_rebalance": "2d2c23a07bf54328",
+    "faust.tables.table:Table.on_key_set": "a370e35ca55c2c7e",
+    "faust.tables.table:Table.on_key_del": "4f2900b2f9d24a08",
+    "faust.tables.base:Collection.send_changelog": "3dd3884e1b5fc0e1",
+    "faust.tables.base:Collection._on_changelog_sent": "60122c86a120d82c",
+    "faust.stores.rocksdb:Store._set": "4227e561e288d941",
+    "faust.stores.rocksdb:Store.set_persisted_offset": "b4c811926678346e",
+    "faust.stores.rocksdb:Store.revoke_partitions": "3f85447a24fc34ff",
+    "mode.utils.collections:ManagedUserDict.__setitem__": "f3bdf602abc08dd1",
+    "mode.utils.collections:FastUserDict.__getitem__": "eb240364b8add831",
 }
 
 

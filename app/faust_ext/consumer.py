@@ -41,6 +41,7 @@ from mode.utils.futures import notify
 
 from app import metrics
 from app.faust_ext.ledger import Ledger
+from app.faust_ext.write_back import write_sent
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,14 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._isolation_level = "read_committed"  # aiokafka reads it when it starts
         return consumer
+
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        """The end of each partition a recovery reads up to: the broker's answer, which for a
+        read_committed consumer is the last stable offset. (Faust's exactly-once path asks the
+        client for the last stable offset it saw in a fetch: none for a partition not fetched
+        yet, and the recovery refused to start.)"""
+        client = self._ensure_consumer()
+        return cast(Mapping[TP, int], await client.end_offsets(partitions))
 
 
 class Consumer(faust_aiokafka.Consumer):
@@ -156,6 +165,18 @@ class Consumer(faust_aiokafka.Consumer):
             return None
         return coordinator.generation, coordinator._rejoin_needed_fut.done()
 
+    def request_rejoin(self) -> None:
+        """Ask the group for a rebalance (a task of this worker was fenced by the broker)."""
+        client = getattr(self._thread, "_consumer", None)
+        coordinator = getattr(client, "_coordinator", None)
+        if coordinator is None:
+            return
+        loop = getattr(self._thread, "thread_loop", None)
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(coordinator.request_rejoin)
+        else:
+            coordinator.request_rejoin()
+
     @Service.task
     async def _pause_clock(self) -> None:
         """Notice pauses (the clock stops with the process) and lift the fence once the group
@@ -241,6 +262,7 @@ class Consumer(faust_aiokafka.Consumer):
         await asyncio.sleep(0)  # delivery callbacks of the flush's last batches run first
         if producer.failed_sends():
             return False
+        write_sent(self.app)  # the write-back tables' values, acknowledged by the flush
         return bool(await super()._commit(offsets))
 
     # -- seeks ------------------------------------------------------------------------------

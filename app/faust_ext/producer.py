@@ -21,14 +21,22 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from aiokafka.errors import ProducerFenced
 from faust.transport import producer as faust_producer
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from app.faust_ext import write_back
+from app.faust_ext.transactions import is_fenced
 
 log = logging.getLogger(__name__)
 
 
 class WorkerFenced(Exception):
     """A record not sent because the worker was paused long enough to lose its partitions."""
+
+
+class TaskNotOwned(ProducerFenced):  # type: ignore[misc]
+    """Exactly-once mode: a record of a task whose transaction was fenced: not sent."""
 
 
 class ProducerBuffer(faust_producer.ProducerBuffer):
@@ -77,9 +85,12 @@ class Producer(faust_aiokafka.Producer):
             buffer.threaded_producer = threaded
         self.buffer = buffer
         self._failures = 0
-        # future -> (topic, key, partition) of each record not yet acknowledged
-        self._inflight: dict[asyncio.Future[Any], tuple[str, bytes | None, int | None]] = {}
+        # future -> (topic, transactional id) of each record not yet acknowledged
+        self._inflight: dict[asyncio.Future[Any], tuple[str, str | None]] = {}
         self.last_error: BaseException | None = None
+        #: Exactly-once mode: called with (transactional id, error) when the broker refused a
+        #: record because another producer owns its task now (app/faust_ext/transactions.py).
+        self.on_fenced: Callable[[str, BaseException], None] | None = None
 
     async def send(
         self,
@@ -93,28 +104,60 @@ class Producer(faust_aiokafka.Producer):
         transactional_id: str | None = None,
     ) -> Any:
         consumer: Any = self.app.consumer
-        if getattr(consumer, "fenced", None) is not None and consumer.fenced():
+        fence = getattr(consumer, "fenced", None)
+        if fence is not None and not self.app.in_transaction and fence():
             # Paused past the session timeout: another worker may own this partition now.
+            # (Exactly-once mode: the broker fences the task's transaction instead.)
             refused: asyncio.Future[Any] = self.loop.create_future()
             refused.set_exception(WorkerFenced(f"not sent to {topic}: the worker is fenced"))
-            self._inflight[refused] = (topic, key, partition)
+            self._inflight[refused] = (topic, None)
             refused.add_done_callback(self._delivered)
             return refused
+        if transactional_id is not None and transactional_id not in self._transaction_producers:
+            # Exactly-once mode: the task was fenced (another worker owns it): its writes are void.
+            void: asyncio.Future[Any] = self.loop.create_future()
+            void.set_exception(TaskNotOwned(f"{transactional_id}: not sent to {topic}"))
+            self._inflight[void] = (topic, transactional_id)
+            void.add_done_callback(self._delivered)
+            return void
         delivery = await super().send(
             topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
         )
         future: asyncio.Future[Any] = delivery  # type: ignore[assignment]
-        self._inflight[future] = (topic, key, partition)
+        self._inflight[future] = (topic, transactional_id)
         future.add_done_callback(self._delivered)
         return delivery
+
+    async def flush(self) -> None:
+        """Faust's flush, after the write-back tables sent what was set since the last flush
+        (app/faust_ext/write_back.py), over a copy of the transactional producers (a fenced one
+        is dropped while the others flush) and past a fenced one's error."""
+        for table in list(self.app.tables.values()):
+            if isinstance(table, write_back.Table):
+                table.send_writes()
+        await self.buffer.flush()
+        if self._producer is not None:
+            await self._producer.flush()
+        for client in list(self._transaction_producers.values()):
+            try:
+                await client.flush()
+            except Exception as exc:
+                if not is_fenced(exc):
+                    raise
 
     def _delivered(self, future: asyncio.Future[Any]) -> None:
         record = self._inflight.pop(future, None)
         if record is None:
             return  # counted already
         error = future.exception() if not future.cancelled() else asyncio.CancelledError()
-        if error is not None:
-            self._failed(record[0], error)
+        if error is None:
+            return
+        topic, tid = record
+        if tid is not None and is_fenced(error):
+            if self.on_fenced is not None:
+                self.on_fenced(tid, error)
+            return  # the task's new owner sends it: not a failed delivery
+        self._failed(topic, error)
 
     def _failed(self, topic: str, error: BaseException) -> None:
         self._failures += 1

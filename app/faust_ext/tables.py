@@ -27,6 +27,7 @@ from faust.utils.tracing import finish_span
 from mode import Service
 
 from app import bulk_restore
+from app.faust_ext import write_back
 from app.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -159,3 +160,13 @@ class TableManager(faust_manager.TableManager):
         if not self.should_stop:
             await self._update_channels()
             await self.recovery.start()
+
+    async def on_rebalance(
+        self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0
+    ) -> None:
+        """Faust's, after the write-back tables forgot the values of the partitions this worker
+        lost (app/faust_ext/write_back.py): a partition given back later is restored from its
+        changelog, and a stale value kept in memory would hide what the restore brings."""
+        kept = {tp.partition for tp in assigned}
+        write_back.drop_partitions(self.app, {tp.partition for tp in revoked} - kept)
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)

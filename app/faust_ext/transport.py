@@ -1,5 +1,5 @@
-"""Faust's aiokafka transport with the worker's consumer and producer, registered under the
-`faust.transports` entry point as `orderstream` (pyproject.toml): a broker URL
+"""Faust's aiokafka transport with the worker's consumer, producer and transaction manager,
+registered under the `faust.transports` entry point as `orderstream` (pyproject.toml): a URL
 `orderstream://host:9092` selects it (app/application.py maps the user's kafka:// URLs)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from app.faust_ext.consumer import Consumer
 from app.faust_ext.producer import Producer
+from app.faust_ext.transactions import TransactionManager
 
 SCHEME = "orderstream"
 
@@ -17,6 +18,7 @@ SCHEME = "orderstream"
 class Transport(faust_aiokafka.Transport):
     Consumer: ClassVar[Any] = Consumer
     Producer: ClassVar[Any] = Producer
+    TransactionManager: ClassVar[Any] = TransactionManager
 
 
 def broker_urls(urls: str) -> str:

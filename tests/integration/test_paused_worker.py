@@ -1,12 +1,14 @@
 """A paused worker (SIGSTOP past its session timeout, then SIGCONT) writes nothing stale.
 
 While it is stopped, its partitions move to the other worker, which restores their tables and
-carries on. When it wakes up it still holds records and state from before: anything it applied
-or sent then would land after the new owner's writes. It notices the pause (its clock stood
-still), applies and sends nothing until the group has rebalanced, and then goes on from the
-committed offsets. Stock runs short of demand, so a stale reservation or a double charge would
-show: every order has exactly one outcome, no product is oversold, money moves at most once per
-order (the gateway's ledger), no dead letters.
+carries on. When it wakes up it still holds records and state from before, and records handed
+to the Kafka client before the pause are still sent: in at-least-once mode they would land after
+the new owner's writes. In exactly-once mode (ORDERSTREAM_PROCESSING_GUARANTEE=exactly_once,
+app/faust_ext/transactions.py) every record of a task goes into the task's transaction, and the
+new owner's producer for the task fenced the paused one: what it sends after waking is refused
+by the broker and never visible to read_committed readers. Stock runs short of demand, so a
+stale reservation or a double charge would show: every order has exactly one outcome, no
+product is oversold, money moves at most once per order (the gateway's ledger), no dead letters.
 """
 
 from __future__ import annotations
@@ -22,12 +24,7 @@ import pytest
 from app import demo
 from tests.integration.conftest import Stack
 
-# Known gap: the worker fences itself once it notices the pause, but what it handed to the Kafka
-# client before the pause is still sent when it wakes, after the new owner's writes; and the new
-# owner decides again from state that lacks the paused worker's last writes. Measured: 156 of
-# 4,000 orders unsettled, 6 with two outcomes. Closing it takes transactional producers (fenced
-# by the broker) and read_committed consumers for the app's own topics.
-pytestmark = [pytest.mark.integration, pytest.mark.known_gap, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 ORDERS = 4_000
 RATE = 100.0
@@ -39,7 +36,7 @@ def test_a_worker_paused_past_its_session_timeout_writes_nothing_stale(
     own_stack: type[Stack], tmp_path: Path
 ) -> None:
     s = own_stack(gateway_ledger=tmp_path / "gateway-ledger.jsonl")
-    env = {"session_timeout_s": SESSION_TIMEOUT_S}
+    env = {"session_timeout_s": SESSION_TIMEOUT_S, "processing_guarantee": "exactly_once"}
     sleeper = s.worker("w1", wait=False, **env)
     other = s.worker("w2", wait=False, **env)
     sleeper.wait_ready()
@@ -68,8 +65,9 @@ def test_a_worker_paused_past_its_session_timeout_writes_nothing_stale(
         f"(session timeout {SESSION_TIMEOUT_S:.0f}s), settled in "
         f"{time.monotonic() - started:.0f}s\npaused worker: {figures.line()}"
     )
-    # Then the paused worker noticed, and fenced itself until the group rebalanced
+    # Then the paused worker noticed, the broker fenced its tasks, and the group rebalanced
     assert "this worker was paused for" in log
+    assert "fenced by the broker" in log
     assert "fence lifted" in log
     # And every order has one outcome, stock is conserved and not oversold, no dead letters
     assert result.problems == [], demo.summary(result)

@@ -16,11 +16,11 @@ def test_the_faust_code_we_override_is_unchanged(ref: str) -> None:
 
 
 def test_every_override_is_listed() -> None:
-    from app.faust_ext import consumer, producer, tables
+    from app.faust_ext import consumer, producer, tables, transactions
 
     ours = {
         f"{cls.__name__}.{name}"
-        for module in (consumer, producer, tables)
+        for module in (consumer, producer, tables, transactions)
         for cls in vars(module).values()
         if isinstance(cls, type) and cls.__module__ == module.__name__
         for name in vars(cls)
@@ -32,7 +32,7 @@ def test_every_override_is_listed() -> None:
         "perform_seek", "on_buffer_drop", "_commit", "_create_worker_consumer",
         "_new_consumer_thread", "send", "__init__", "flush", "_send_pending", "put",
         "on_start", "recovery", "_slurp_changelogs", "_build_offsets", "on_partitions_revoked",
-        "__post_init__",
+        "__post_init__", "commit", "on_rebalance", "_highwaters",
     }  # fmt: skip
     overridden = {n.split(".", 1)[1] for n in ours} & faust_names
     assert overridden <= listed | {"on_partitions_revoked", "__post_init__", "Consumer", "Producer"}

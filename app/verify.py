@@ -203,6 +203,7 @@ async def collect(
     (`ledger`, else settings.gateway_ledger). In that order a commit seen on the stock has its
     outcome on the log, and an outcome or payment seen has its gateway call on the ledger."""
     topics = registry(settings)
+    await wait_flushed(settings)  # the tables write back at commits: the latest one first
     stock = await read_topic(settings, changelog_topic(settings, "inventory"))
     status, payments, timeouts, dlq = await asyncio.gather(
         read_topic(settings, topics["order_status"].name),
@@ -420,6 +421,15 @@ def unexplained_charge_calls(report: RunReport, crashed_pids: Iterable[int]) -> 
 
 async def consumer_lag(settings: Settings) -> dict[str, int]:
     """Records not yet committed by the application's consumer group, per input topic."""
+    lag: dict[str, int] = {}
+    for (topic, _), (committed, end) in (await _group_progress(settings)).items():
+        lag[topic] = lag.get(topic, 0) + max(end - committed, 0)
+    return lag
+
+
+async def _group_progress(settings: Settings) -> dict[tuple[str, int], tuple[int, int]]:
+    """(topic, partition) -> (the group's committed offset, end offset) of every input topic
+    (a partition never committed counts from its first offset)."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     topics = registry(settings)
@@ -433,6 +443,9 @@ async def consumer_lag(settings: Settings) -> dict[str, int]:
             "payment_requests",
             "payment_events",
             "saga_timeouts",
+            "order_status",
+            "status_by_customer",
+            "status_by_product",
         )
     ]
     admin = AIOKafkaAdminClient(
@@ -450,11 +463,36 @@ async def consumer_lag(settings: Settings) -> dict[str, int]:
         committed = await admin.list_consumer_group_offsets(settings.app_id)
         tps = [TopicPartition(t, p) for t in inputs for p in await partitions_of(consumer, t)]
         end = await consumer.end_offsets(tps)
-        lag: dict[str, int] = {t: 0 for t in inputs}
+        start = await consumer.beginning_offsets(tps)
+        progress = {}
         for tp in tps:
             done = committed.get(tp)
-            lag[tp.topic] += end[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
-        return lag
+            at = done.offset if done is not None and done.offset >= 0 else start[tp]
+            progress[(tp.topic, tp.partition)] = (at, end[tp])
+        return progress
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def wait_flushed(settings: Settings, timeout_s: float = 30.0, still_s: float = 2.5) -> bool:
+    """Wait until the application's consumer group has committed every record of its input
+    topics, or (exactly-once mode: transaction markers stand between the last record and the
+    end) until neither its commits nor the topics moved for `still_s` (over two commit
+    intervals); False if neither happened within `timeout_s`. A worker commits only once the
+    changes its tables made reached their changelogs (write-back tables flush at each commit),
+    so the changelogs then hold the effect of every record processed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    last, since = None, loop.time()
+    while True:
+        progress = await _group_progress(settings)
+        if all(end <= committed for committed, end in progress.values()):
+            return True
+        if progress != last:
+            last, since = progress, loop.time()
+        elif loop.time() - since >= still_s:
+            return True
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.25)

@@ -20,7 +20,7 @@ class BenchConfig:
     repeat: int = 3
     warmup_orders: int = 10_000
     partitions: int = 4
-    latency_rate: float = 500.0
+    latency_rate: float = 100.0  # offered orders/s; a second run offers half the capacity
     latency_s: float = 60.0
     latency_warmup_s: float = 10.0
     recovery_keys: int = 1_000_000
@@ -32,6 +32,7 @@ class BenchConfig:
     quix_python: Path = DEFAULT_QUIX_PYTHON
     profile: bool = False
     quick: bool = False
+    two_workers: bool = True  # after the one-worker runs, the same with two workers
     worker_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod

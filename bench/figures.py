@@ -5,7 +5,7 @@ from __future__ import annotations
 from bench.latency import GRACE_S
 from bench.report import Measure, Target
 
-RATE, RSS = Target(">=", 5000), Target("<=", 500)
+RATE, RSS = Target(">=", 1000), Target("<=", 500)
 THROUGHPUT = (
     Measure(
         "throughput.orders_per_s", "settled orders/s, 1 worker", "orders/s", "orders_per_s", RATE
@@ -13,9 +13,29 @@ THROUGHPUT = (
     Measure(
         "throughput.messages_per_s", "Kafka records/s, 1 worker", "records/s", "messages_per_s"
     ),
+    Measure(
+        "throughput.records_per_order",
+        "Kafka records per settled order (read + written)",
+        "records",
+        "records_per_order",
+        Target("<=", 12),
+    ),
     Measure("throughput.cpu_share", "worker CPU while settling", "cores", "cpu_share"),
+    Measure(
+        "throughput.cpu_ms_per_order",
+        "worker CPU per settled order",
+        "ms",
+        "cpu_ms_per_order",
+        Target("<=", 1),
+    ),
     Measure("throughput.peak_rss_mb", "peak RSS, worker", "MB", "peak_rss_mb", RSS),
 )
+# Two workers on this machine sharing the partitions: reported, no target (the issue asks for
+# the figure and its ratio to one worker, to see what a second process on the same cores buys).
+TWO_WORKERS = Measure(
+    "throughput_2w.orders_per_s", "settled orders/s, 2 workers", "orders/s", "orders_per_s"
+)
+TWO_WORKERS_RATIO = Measure("ratio.two_workers", "2 workers vs 1", "x", "orders_per_s")
 RAW = (
     Measure("raw.orders_per_s", "raw aiokafka loop, orders/s", "orders/s", "orders_per_s"),
     Measure("raw.messages_per_s", "raw aiokafka loop, records/s", "records/s", "messages_per_s"),
@@ -40,25 +60,59 @@ PEER_QUIX = (
     Measure("peer.quix_per_s", "inventory stage, Quix Streams", "commands/s", "per_s"),
     Measure("peer.quix_rss_mb", "peak RSS, inventory stage, Quix Streams", "MB", "peak_rss_mb"),
 )
-PEER_RATIO = Measure("ratio.peer", "inventory stage vs Quix Streams", "x", "per_s", Target(">=", 1))
-LATENCY = (
-    Measure("latency.p50_ms", "latency p50, event timestamps", "ms", "p50_ms"),
-    Measure("latency.p99_ms", "latency p99, event timestamps", "ms", "p99_ms", Target("<=", 25)),
-    Measure("latency.max_ms", "latency max, event timestamps", "ms", "max_ms"),
-    Measure("latency.record_p50_ms", "latency p50, send -> status record", "ms", "record_p50_ms"),
-    Measure("latency.record_p99_ms", "latency p99, send -> status record", "ms", "record_p99_ms"),
-    Measure("latency.record_max_ms", "latency max, send -> status record", "ms", "record_max_ms"),
-    Measure(
-        "latency.unsettled",
-        f"orders open {GRACE_S:.0f} s after the last send",
-        "orders",
-        "unsettled",
-        Target("<=", 0),
-    ),
-    Measure(
-        "latency.achieved_per_s", "latency: offered rate achieved", "orders/s", "achieved_per_s"
-    ),
+PEER_RATIO = Measure(
+    "ratio.peer", "inventory stage vs Quix Streams", "x", "per_s", Target(">=", 0.5)
 )
+
+
+def latency_measures(prefix: str, at: str, p99: Target) -> tuple[Measure, ...]:
+    """The rows of one latency scenario: keys under `prefix` ("latency"), labels saying at what
+    offered rate (`at`, e.g. "100/s"), the p99 of the event timestamps against `p99`."""
+    return (
+        Measure(f"{prefix}.p50_ms", f"latency p50 at {at}, event timestamps", "ms", "p50_ms"),
+        Measure(f"{prefix}.p99_ms", f"latency p99 at {at}, event timestamps", "ms", "p99_ms", p99),
+        Measure(f"{prefix}.max_ms", f"latency max at {at}, event timestamps", "ms", "max_ms"),
+        Measure(
+            f"{prefix}.record_p50_ms",
+            f"latency p50 at {at}, send -> status record",
+            "ms",
+            "record_p50_ms",
+        ),
+        Measure(
+            f"{prefix}.record_p99_ms",
+            f"latency p99 at {at}, send -> status record",
+            "ms",
+            "record_p99_ms",
+        ),
+        Measure(
+            f"{prefix}.record_max_ms",
+            f"latency max at {at}, send -> status record",
+            "ms",
+            "record_max_ms",
+        ),
+        Measure(
+            f"{prefix}.unsettled",
+            f"latency at {at}: orders open {GRACE_S:.0f} s after the last send",
+            "orders",
+            "unsettled",
+            Target("<=", 0),
+        ),
+        Measure(
+            f"{prefix}.achieved_per_s",
+            f"latency at {at}: offered rate achieved",
+            "orders/s",
+            "achieved_per_s",
+        ),
+    )
+
+
+def latency_at_rate(rate: float) -> tuple[Measure, ...]:
+    """The latency scenario at the configured offered rate (100 orders/s unless overridden)."""
+    return latency_measures("latency", f"{rate:,.0f}/s", Target("<=", 50))
+
+
+# At half the one-worker capacity measured in the same session (throughput.orders_per_s).
+LATENCY_HALF = latency_measures("latency_half", "1/2 capacity", Target("<=", 150))
 
 
 def recovery_measures(records: int, probe_orders: int) -> tuple[Measure, ...]:

@@ -129,11 +129,14 @@ async def wait_for_records(
     alive: Callable[[], bool],
     on_poll: Callable[[], object] | None = None,
     label: str = "",
+    stall_s: float | None = None,
 ) -> None:
     """Until `count` records are on the topic. `alive()` False (the process under test died)
-    aborts early; `on_poll()` runs after every check (about 5 times a second)."""
+    aborts early, and so does no new record for `stall_s` seconds (when given); `on_poll()`
+    runs after every check (about 5 times a second)."""
     deadline = time.monotonic() + timeout_s
     last_note = time.monotonic()
+    last_have, last_growth = -1, time.monotonic()
     async with probe(bootstrap) as consumer:
         while True:
             have = (await end_offsets(consumer, [topic]))[topic]
@@ -146,6 +149,10 @@ async def wait_for_records(
             now = time.monotonic()
             if now > deadline:
                 raise BenchError(f"{label}: {have}/{count} on {topic} after {timeout_s:.0f}s")
+            if have != last_have:
+                last_have, last_growth = have, now
+            elif stall_s is not None and now - last_growth > stall_s:
+                raise BenchError(f"{label}: stuck at {have}/{count} on {topic} for {stall_s:.0f}s")
             if now - last_note >= 10:
                 print(f"    {label}: {have}/{count}", flush=True)
                 last_note = now

@@ -90,6 +90,16 @@ def ratio(measure: Measure, ours: Sequence[object], theirs: Sequence[object]) ->
     return Figure(measure.key, measure.label, measure.unit, values, measure.target)
 
 
+def ratio_of_medians(measure: Measure, ours: Sequence[object], theirs: Sequence[object]) -> Figure:
+    """Median of our runs over the median of theirs, one value: for runs that were not
+    interleaved (pairs did not see the same load) or differ in number."""
+    if not ours or not theirs:
+        raise ValueError("ratio of medians needs runs on both sides")
+    mine = statistics.median(float(getattr(r, measure.attr)) for r in ours)
+    other = statistics.median(float(getattr(r, measure.attr)) for r in theirs)
+    return Figure(measure.key, measure.label, measure.unit, [mine / other], measure.target)
+
+
 @dataclass
 class Session:
     """Everything a benchmark session measured and how; what goes into the JSON file."""

@@ -15,7 +15,7 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -29,17 +29,30 @@ from bench.figures import (
     FAUST,
     FAUST_RATIO,
     FAUST_VS_RAW,
-    LATENCY,
+    LATENCY_HALF,
     PEER_OURS,
     PEER_QUIX,
     PEER_RATIO,
     RAW,
     RAW_RATIO,
     THROUGHPUT,
+    TWO_WORKERS,
+    TWO_WORKERS_RATIO,
+    latency_at_rate,
     recovery_measures,
 )
 from bench.peer import PeerRun
-from bench.report import Session, baseline_medians, figures, ratio, table, write_json
+from bench.report import (
+    Figure,
+    Measure,
+    Session,
+    baseline_medians,
+    figures,
+    ratio,
+    ratio_of_medians,
+    table,
+    write_json,
+)
 from bench.stack import bench_broker, settings_with
 
 PROFILE_DIR = REPO / "var" / "bench-profiles"
@@ -56,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline", type=Path, help="JSON file of an earlier session")
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     parser.add_argument("--quix-python", type=Path, help="interpreter with quixstreams")
-    parser.add_argument("--latency-rate", type=float, help="offered orders/s")
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        help="offered orders/s of the first latency run (default 100; the second offers half "
+        "the one-worker throughput measured in the same session)",
+    )
     parser.add_argument("--latency-seconds", type=float, help="measured seconds per run")
     parser.add_argument("--recovery-keys", type=int, help="keys in the recovered table")
     parser.add_argument(
@@ -65,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="extra environment for the workers (e.g. ORDERSTREAM_LOG_LEVEL=warning)",
+    )
+    parser.add_argument(
+        "--no-two-workers",
+        action="store_true",
+        help="skip the two-worker throughput runs (and the 2 workers vs 1 ratio)",
     )
     parser.add_argument(
         "--profile",
@@ -95,6 +118,7 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         latency_s=args.latency_seconds,
         recovery_keys=args.recovery_keys,
         profile=args.profile or None,
+        two_workers=False if args.no_two_workers else None,
         worker_env=env or None,
         warmup_orders=min(base.warmup_orders, args.orders) if args.orders else None,
     )
@@ -129,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(session.figures, baseline))
     print(f"\nwritten to {config.out}")
+    for name, detail in session.details.items():
+        if isinstance(detail, dict) and "skipped" in detail:
+            print(f"SKIPPED {name}: {detail['skipped']}")
     for scenario, problems in session.problems.items():
         print(f"CORRECTNESS {scenario}: " + "; ".join(problems[:5]))
     return 1 if session.problems else 0
@@ -237,10 +264,44 @@ def _throughput_and_raw(bootstrap: str, config: BenchConfig, session: Session) -
         session.details["raw"] = {"shape": asdict(shape), "runs": [asdict(r) for r in raws]}
         session.details["faust"] = {"shape": asdict(shape), "runs": [asdict(r) for r in bare]}
     _problems(session, "throughput", [p for o in [warm, *ours] for p in o.problems])
+    if two_worker_runs(config):
+        # Its own section: if it cannot finish, the one-worker figures above still stand.
+        _isolated(
+            "throughput_2w",
+            lambda b, c, s: _two_workers(b, c, s, ours),
+            bootstrap,
+            config,
+            session,
+        )
     if config.profile:
         _profiled(
             "throughput", lambda out: throughput.measure(bootstrap, config, config.orders, out)
         )
+
+
+def _two_workers(
+    bootstrap: str, config: BenchConfig, session: Session, one: list[throughput.ThroughputRun]
+) -> None:
+    """Two workers on this machine, sharing the partitions; after the one-worker runs, not
+    interleaved with them, so the ratio is one of medians. --quick: one run."""
+    repeat = two_worker_runs(config)
+    two: list[throughput.ThroughputRun] = []
+    for r in range(1, repeat + 1):
+        _say(f"== throughput, 2 workers, run {r}/{repeat}: {config.orders:,} orders")
+        two.append(throughput.measure(bootstrap, config, config.orders, workers=2))
+        cpu = ", ".join(f"{c:.1f}" for c in two[-1].worker_cpu_s)
+        _say(f"   {two[-1].orders_per_s:,.0f} orders/s, worker CPU {cpu} s")
+    session.add(*figures(two, [TWO_WORKERS]), ratio_of_medians(TWO_WORKERS_RATIO, two, one))
+    session.details["throughput_2w"] = {"workers": 2, "runs": [asdict(o) for o in two]}
+    _problems(session, "throughput_2w", [p for o in two for p in o.problems])
+
+
+def two_worker_runs(config: BenchConfig) -> int:
+    """How many two-worker runs: as many as the one-worker runs, one in --quick mode, none with
+    --no-two-workers."""
+    if not config.two_workers:
+        return 0
+    return 1 if config.quick else config.repeat
 
 
 def _peers(bootstrap: str, config: BenchConfig, session: Session) -> None:
@@ -267,14 +328,58 @@ def _peers(bootstrap: str, config: BenchConfig, session: Session) -> None:
 
 
 def _latency(bootstrap: str, config: BenchConfig, session: Session) -> None:
+    """At the configured offered rate; then at half the one-worker capacity this session
+    measured (the throughput scenario), if it did."""
+    at_rate = latency_at_rate(config.latency_rate)
+    _isolated(
+        "latency",
+        lambda b, c, s: _latency_at(b, c, s, "latency", at_rate),
+        bootstrap,
+        config,
+        session,
+    )
+    half = half_capacity(session.figures)
+    if half is None:
+        why = (
+            "no one-worker throughput in this session to take half of "
+            "(the throughput scenario did not run or did not finish)"
+        )
+        _say(f"== latency at half capacity: skipped, {why}")
+        session.details["latency_half"] = {"skipped": why}
+        return
+    at_half = config.with_overrides(latency_rate=half)
+    _isolated(
+        "latency_half",
+        lambda b, c, s: _latency_at(b, c, s, "latency_half", LATENCY_HALF),
+        bootstrap,
+        at_half,
+        session,
+    )
+
+
+ONE_WORKER_RATE = THROUGHPUT[0].key  # "throughput.orders_per_s"
+
+
+def half_capacity(measured: list[Figure]) -> float | None:
+    """Half the median one-worker throughput among a session's figures; None if not measured."""
+    found = [f for f in measured if f.key == ONE_WORKER_RATE]
+    return found[0].median / 2 if found and found[0].runs else None
+
+
+def _latency_at(
+    bootstrap: str, config: BenchConfig, session: Session, name: str, measures: Sequence[Measure]
+) -> None:
     _say(
-        f"== latency: {config.latency_rate:.0f} orders/s, {config.latency_warmup_s:.0f} s "
+        f"== {name}: {config.latency_rate:.0f} orders/s, {config.latency_warmup_s:.0f} s "
         f"warm-up + {config.latency_s:.0f} s measured per run"
     )
-    runs = _repeat(config, "latency", lambda: latency.measure(bootstrap, config))
-    session.add(*figures(runs, LATENCY))
-    session.details["latency"] = {"runs": [asdict(r) for r in runs]}
-    _problems(session, "latency", [p for r in runs for p in r.problems])
+    runs = _repeat(config, name, lambda: latency.measure(bootstrap, config))
+    session.add(*figures(runs, measures))
+    session.details[name] = {
+        "offered_per_s": config.latency_rate,
+        "runs": [asdict(r) for r in runs],
+    }
+    _problems(session, name, [p for r in runs for p in r.problems])
 
 
 def _recovery(bootstrap: str, config: BenchConfig, session: Session) -> None:

@@ -1,6 +1,7 @@
 """The benchmark's two framework-free yardsticks on the real broker: the raw aiokafka loop and the
 same chain through Faust with no application code. Each must carry every order through every hop
-and write exactly its share of side records, or the ratios the benchmark prints mean nothing."""
+and write exactly its share of side records, or the ratios the benchmark prints mean nothing.
+And the throughput scenario with two workers: both work, and their CPU is summed."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import math
 import pytest
 
 from app.broker import LocalBroker
-from bench import raw_loop
+from bench import raw_loop, throughput
 from bench.config import BenchConfig
+
+pytestmark = pytest.mark.integration  # the real broker and real worker processes
 
 ORDERS = 300
 SHAPE = raw_loop.ChainShape(hops=3, side_per_hop=1.5)
@@ -30,3 +33,17 @@ def test_chain_moves_every_order_through_every_hop(
     assert run.orders == ORDERS
     assert run.orders_per_s > 0 and run.elapsed_s > 0
     assert run.cpu_s > 0 and run.peak_rss_mb > 0
+
+
+@pytest.mark.timeout(900)
+def test_two_workers_settle_every_order_and_their_cpu_adds_up(own_kafka: LocalBroker) -> None:
+    # own_kafka: the assertions need a clean two-worker rebalance (see the fixture)
+    run = throughput.measure(own_kafka.bootstrap, BenchConfig(partitions=4), ORDERS, workers=2)
+
+    assert run.problems == []
+    assert run.orders == ORDERS and run.workers == 2
+    assert all(cpu > 0 for cpu in run.worker_cpu_s)  # both took partitions and settled orders
+    assert run.cpu_s == pytest.approx(sum(run.worker_cpu_s))
+    assert run.cpu_ms_per_order == pytest.approx(run.cpu_s * 1000 / ORDERS)
+    assert run.records_per_order == pytest.approx(run.consumed_per_order + run.produced_per_order)
+    assert run.orders_per_s > 0 and run.peak_rss_mb > 0

@@ -10,11 +10,14 @@ import pytest
 
 from bench.report import (
     Figure,
+    Measure,
     Session,
     Target,
     baseline_medians,
     delta,
     percentile,
+    ratio,
+    ratio_of_medians,
     table,
     write_json,
 )
@@ -101,3 +104,34 @@ def test_json_file_round_trips_to_a_baseline(tmp_path: Path) -> None:
     assert document["figures"]["throughput.orders_per_s"]["runs"] == [1.0, 3.0, 2.0]
     assert baseline_medians(document) == {"throughput.orders_per_s": 2.0}
     assert not list(out.parent.glob("*.tmp"))
+
+
+class Rate:
+    def __init__(self, per_s: float) -> None:
+        self.per_s = per_s
+
+
+def test_ratio_pairs_runs_while_ratio_of_medians_takes_one_value() -> None:
+    m = Measure("ratio.x", "x vs y", "x", "per_s", Target(">=", 1))
+    ours, theirs = [Rate(100), Rate(300), Rate(200)], [Rate(100), Rate(200), Rate(400)]
+    assert ratio(m, ours, theirs).runs == [1.0, 1.5, 0.5]
+    medians = ratio_of_medians(m, ours, theirs)
+    assert medians.runs == [1.0] and medians.verdict == "ok"
+    assert ratio_of_medians(m, [Rate(150)], theirs).runs == [0.75]  # counts may differ
+    with pytest.raises(ValueError, match="both sides"):
+        ratio_of_medians(m, [], theirs)
+
+
+def test_baseline_of_a_new_figure_is_blank_and_of_an_old_one_compared(tmp_path: Path) -> None:
+    before = Session(meta={})
+    before.add(Figure("throughput.orders_per_s", "settled orders/s", "orders/s", [200.0]))
+    out = tmp_path / "before.json"
+    write_json(before, out)
+    baseline = baseline_medians(json.loads(out.read_text()))
+    now = [
+        Figure("throughput.orders_per_s", "settled orders/s", "orders/s", [250.0]),
+        Figure("throughput_2w.orders_per_s", "settled orders/s, 2 workers", "orders/s", [300.0]),
+    ]
+    lines = table(now, baseline).splitlines()
+    assert "200" in lines[2] and "+25.0%" in lines[2]
+    assert "%" not in lines[3]

@@ -55,9 +55,16 @@ class Settings(BaseSettings):
     # (paused, partitioned) is fenced by the broker; consumers of the topics must read
     # committed records only, and each hop waits for a commit (eos_commit_interval_s).
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
-    # Offsets are committed every commit_interval_s, or sooner after commit_every records.
-    commit_every: int = 1000
+    # Offsets are committed every commit_interval_s, or sooner after commit_every records. Each
+    # commit also writes the tables back (app/faust_ext/write_back.py): a key set several times
+    # between two commits costs one changelog record.
+    commit_every: int = 10_000
     commit_interval_s: float = 1.0
+    # Longest wait of a fetch at the broker for records to arrive. The Kafka client has one fetch
+    # in flight per broker, and a partition whose records were just handed over is not in it:
+    # its next records wait for that fetch to come back. Faust's 1.5 s made a quiet hop wait up
+    # to that long; at a few ms, an idle worker asks a few hundred times a second.
+    fetch_max_wait_ms: int = 5
     eos_commit_interval_s: float = 0.1  # exactly_once: a record is visible once committed
     # A crashed worker's partitions move after this long without heartbeats.
     session_timeout_s: float = 10.0

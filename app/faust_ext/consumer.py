@@ -42,6 +42,7 @@ from mode.utils.futures import notify
 from app import metrics
 from app.faust_ext.ledger import Ledger
 from app.faust_ext.write_back import write_sent
+from app.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +56,12 @@ class DeliveryFailed(Exception):
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust's consumer thread, reading committed records only."""
+    """Faust's consumer thread, reading committed records only, with a short fetch wait."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._isolation_level = "read_committed"  # aiokafka reads it when it starts
+        consumer._fetch_max_wait_ms = get_settings().fetch_max_wait_ms  # Faust's: 1,500 ms
         return consumer
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:

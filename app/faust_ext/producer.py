@@ -132,9 +132,10 @@ class Producer(faust_aiokafka.Producer):
         """Faust's flush, after the write-back tables sent what was set since the last flush
         (app/faust_ext/write_back.py), over a copy of the transactional producers (a fenced one
         is dropped while the others flush) and past a fenced one's error."""
+        send = self.app.consumer.transactions.send if self.app.in_transaction else self.send
         for table in list(self.app.tables.values()):
             if isinstance(table, write_back.Table):
-                table.send_writes()
+                await table.send_writes(send)
         await self.buffer.flush()
         if self._producer is not None:
             await self._producer.flush()

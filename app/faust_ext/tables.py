@@ -165,8 +165,10 @@ class TableManager(faust_manager.TableManager):
         self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0
     ) -> None:
         """Faust's, after the write-back tables forgot the values of the partitions this worker
-        lost (app/faust_ext/write_back.py): a partition given back later is restored from its
-        changelog, and a stale value kept in memory would hide what the restore brings."""
-        kept = {tp.partition for tp in assigned}
+        no longer owns actively (app/faust_ext/write_back.py): a partition given back later is
+        restored from its changelog (or kept up by a standby), and a stale value kept in memory
+        would hide what the restore brings."""
+        standby = self.app.assignor.is_standby
+        kept = {tp.partition for tp in assigned if not standby(tp)}  # active ones only
         write_back.drop_partitions(self.app, {tp.partition for tp in revoked} - kept)
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)

@@ -33,13 +33,19 @@ Reads by key (`table[key]`, `get`, `in`) see the values in memory first. Iterati
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import faust
 from rocksdict import WriteBatch
 
 DELETED = None  # a deletion waiting to be written
+YIELD_EVERY = 256  # records sent between two turns of the event loop
+
+#: How a table sends a changelog record: (topic, key, value, partition, timestamp, headers) ->
+#: its delivery (the producer's `send`).
+Send = Callable[..., Awaitable[Any]]
 
 #: Called with the number of partitions written so far in a flush (fault injection: app/chaos.py)
 on_partition_written: Callable[[int], None] | None = None
@@ -96,31 +102,40 @@ class Table(faust.Table[Any, Any]):
 
     # -- the cycle (module doc) -------------------------------------------------------------
 
-    def send_writes(self) -> int:
-        """Step 1: the last value of each key set since the last cycle to the changelog."""
+    async def send_writes(self, send: Send) -> int:
+        """Step 1: the last value of each key set since the last cycle to the changelog,
+        straight to the producer (`send`: the worker's, or in exactly-once mode the transaction
+        manager's). Not through Faust's producer buffer: a commit's worth of records put there
+        at once held every stream until the buffer drained."""
         sent = 0
         dirty, self._dirty = self._dirty, {}
+        topic = self.changelog_topic.get_topic_name()
+        store: Any = self.data
+        records = []
         for partition, values in dirty.items():
+            self._sent.setdefault(partition, {}).update(values)  # read from here until stored
             for key, value in values.items():
-                self.changelog_topic.send_soon(
-                    key=key,
-                    value=value,
-                    partition=partition,
-                    key_serializer=self.key_serializer if value is not DELETED else "raw",
-                    value_serializer=self.value_serializer if value is not DELETED else "raw",
-                    callback=self._on_written,
-                    eager_partitioning=True,
+                v = None if value is DELETED else store._encode_value(value)
+                records.append((store._encode_key(key), v, partition))
+        for start in range(0, len(records), YIELD_EVERY):
+            # A slice at a time, its sends side by side (a full batch of one partition does
+            # not hold up the others), the streams running between slices.
+            deliveries = await asyncio.gather(
+                *(
+                    send(topic, k, v, p, None, None)
+                    for k, v, p in records[start : start + YIELD_EVERY]
                 )
-                sent += 1
-            self._sent.setdefault(partition, {}).update(values)
+            )
+            for delivery in deliveries:
+                delivery.add_done_callback(self._on_written)
+            sent += len(deliveries)
         return sent
 
     def _on_written(self, fut: Any) -> None:
-        try:
-            res = fut.result()
-        except BaseException:  # the producer counts the failure; nothing commits over it
-            return
-        partition = res.topic_partition.partition
+        if fut.cancelled() or fut.exception() is not None:
+            return  # the producer counts the failure; nothing commits over it
+        res = fut.result()
+        partition = res.partition
         if res.offset > self._acked.get(partition, -1):
             self._acked[partition] = res.offset
 

@@ -36,7 +36,8 @@ app = faust.App(
     settings.app_id,
     broker=broker_urls(settings.broker),  # our transport (app/faust_ext): same Kafka URLs
     TableManager=TableManager,
-    Table=WriteBackTable,  # app/faust_ext/write_back.py: changelog and RocksDB once per commit
+    # app/faust_ext/write_back.py: changelog and RocksDB once per commit (exactly_once mode)
+    Table=WriteBackTable if settings.write_back else faust.Table,
     Stream=Stream,
     broker_credentials=broker_credentials(settings),  # SASL / TLS from ORDERSTREAM_KAFKA_*
     store=settings.store,

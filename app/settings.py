@@ -55,10 +55,8 @@ class Settings(BaseSettings):
     # (paused, partitioned) is fenced by the broker; consumers of the topics must read
     # committed records only, and each hop waits for a commit (eos_commit_interval_s).
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
-    # Offsets are committed every commit_interval_s, or sooner after commit_every records. Each
-    # commit also writes the tables back (app/faust_ext/write_back.py): a key set several times
-    # between two commits costs one changelog record.
-    commit_every: int = 10_000
+    # Offsets are committed every commit_interval_s, or sooner after commit_every records.
+    commit_every: int = 1000
     commit_interval_s: float = 1.0
     # Longest wait of a fetch at the broker for records to arrive. The Kafka client has one fetch
     # in flight per broker, and a partition whose records were just handed over is not in it:
@@ -66,6 +64,12 @@ class Settings(BaseSettings):
     # to that long; at a few ms, an idle worker asks a few hundred times a second.
     fetch_max_wait_ms: int = 5
     eos_commit_interval_s: float = 0.1  # exactly_once: a record is visible once committed
+    # Write-back tables (app/faust_ext/write_back.py): the last value per key goes to the
+    # changelog and RocksDB at each commit. None: on in exactly_once mode only. At least once,
+    # the events a record caused are out at once while its state waits for the commit, so a
+    # crash can replay the record against older state and decide differently (the chaos test
+    # showed it); in exactly_once mode the events and the state commit together.
+    table_write_back: bool | None = None
     # A crashed worker's partitions move after this long without heartbeats.
     session_timeout_s: float = 10.0
     partition_watchdog_s: float = 2.0  # see agents/partition_watchdog.py
@@ -169,6 +173,10 @@ class Settings(BaseSettings):
     @property
     def exactly_once(self) -> bool:
         return self.processing_guarantee == "exactly_once"
+
+    @property
+    def write_back(self) -> bool:
+        return self.exactly_once if self.table_write_back is None else self.table_write_back
 
     @property
     def bootstrap_servers(self) -> str:

@@ -17,6 +17,8 @@ from app.verify import partitions_of
 from bench.errors import BenchError
 
 PRELOAD_BATCH_BYTES = 1024 * 1024
+MARKER_ROOM = 64  # offsets read back from a partition's end to find its last record
+
 # Stamped by the broker on append: for outputs of clients that copy the input's timestamp.
 BROKER_TIME = {"message.timestamp.type": "LogAppendTime"}
 
@@ -75,9 +77,35 @@ async def edge_timestamps(
         return None
     consumer.assign(filled)
     first = await _first_records(consumer, {tp: begins[tp] for tp in filled})
-    last = await _first_records(consumer, {tp: ends[tp] - 1 for tp in filled})
+    last = await _last_records(consumer, {tp: (begins[tp], ends[tp]) for tp in filled})
     stamps = [float(r.timestamp) / 1000.0 for r in [*first.values(), *last.values()]]
     return min(stamps), max(stamps)
+
+
+async def _last_records(
+    consumer: AIOKafkaConsumer, spans: dict[TopicPartition, tuple[int, int]]
+) -> dict[TopicPartition, Any]:
+    """The last record before the end of every (assigned) partition. Not simply the one at
+    end - 1: with transactions (exactly-once mode) the last offsets are commit markers."""
+    for tp, (begin, end) in spans.items():
+        consumer.seek(tp, max(begin, end - MARKER_ROOM))
+    found: dict[TopicPartition, Any] = {}
+    done: set[TopicPartition] = set()
+    deadline = time.monotonic() + 30
+    while len(done) < len(spans):
+        if time.monotonic() > deadline:
+            missing = [f"{tp.topic}[{tp.partition}]" for tp in spans if tp not in done]
+            raise BenchError(f"no last record of {missing} within 30 s")
+        batch = await consumer.getmany(timeout_ms=1000, max_records=1000)
+        for tp, records in batch.items():
+            if records:
+                found[tp] = records[-1]
+        for tp, (_, end) in spans.items():
+            if tp not in done and tp in found and await consumer.position(tp) >= end:
+                done.add(tp)
+                consumer.pause(tp)
+    consumer.resume(*spans)
+    return found
 
 
 async def _first_records(

@@ -203,11 +203,13 @@ def test_a_failing_store_is_retried_then_stops_its_partition_never_a_dead_letter
 def test_a_worker_killed_in_the_middle_of_a_table_flush_loses_nothing(
     stack: Any, tmp_path: Any
 ) -> None:
-    # Given a worker that dies (no cleanup, as kill -9) after the first partition's store batch
-    # of a table flush: some partitions' values are in RocksDB, others only in the changelog,
-    # and the offsets are not committed
+    # Given a worker with write-back tables (exactly-once mode) that dies (no cleanup, as
+    # kill -9) after the first partition's store batch of a table flush: some partitions'
+    # values are in RocksDB, the others only in the changelog
     marker = tmp_path / "died-in-flush"
-    s: Stack = stack(admin_token=TOKEN, chaos_crash_in_flush=marker)
+    s: Stack = stack(
+        admin_token=TOKEN, chaos_crash_in_flush=marker, processing_guarantee="exactly_once"
+    )
     w = s.worker()
     for sku in SKUS:
         restock(w, sku, 30)

@@ -94,7 +94,11 @@ def _failover(stack: type[Stack], standby: int) -> tuple[float, int]:
     and the changelog records the survivor had to replay to get there."""
     s = stack(table_standby_replicas=standby)
     asyncio.run(_preload(s))
-    w1, w2 = s.workers("w1", "w2")
+    # w1 first, alone: it restores every partition; w2 then takes half of them. Started
+    # together, w2 could be first and keep a local copy of what w1 later owns, and then its
+    # take-over replayed nothing with or without a standby.
+    w1 = s.worker("w1")
+    w2 = s.worker("w2")
     if standby:  # the survivor's replicas have read the changelogs up to their ends
         eventually(lambda: _standby_caught_up(w2.web_port), 240, "standby replicas caught up")
     else:

@@ -8,6 +8,7 @@ are read as the current one (unknown fields are ignored), so a rolling upgrade k
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ MAX_EVENT_BYTES = 64 * 1024
 SCHEMA_VERSION = 2  # the envelope's version; an event type may be newer (see its schemaVersion)
 OUTCOME_VERSION = 3  # v3 added data.items to OrderConfirmed / OrderRejected / OrderCancelled
 _NAMESPACE = uuid.UUID("6f1c7a52-5d4b-4a8e-9a56-3c1f0f6a9e21")
+_NAMESPACE_BYTES = _NAMESPACE.bytes
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
 Quantity = Annotated[int, Field(strict=True, ge=1, le=10_000)]
@@ -29,8 +31,16 @@ Money = Annotated[float, Field(strict=True, ge=0, le=1_000_000_000)]  # no "12.5
 
 
 def event_id(*parts: str) -> str:
-    """Deterministic event id: the same logical event always gets the same id, so re-sends dedup."""
-    return str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
+    """Deterministic event id: the same logical event always gets the same id, so re-sends dedup.
+
+    The UUID v5 of the parts joined by U+001F in _NAMESPACE, computed without building a UUID object
+    (most of its cost; several ids per order): SHA-1 of namespace + name, the version (5) and
+    variant (RFC 4122) bits set, the first 16 bytes in 8-4-4-4-12 hex."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join(parts).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def utcnow() -> datetime:
@@ -339,13 +349,18 @@ def decode(raw: bytes | None, accept: tuple[str, ...] | None = None) -> Event:
     try:
         if etype == "OrderPlaced" and "data" not in obj:
             return upcast_v1(OrderPlacedV1.model_validate(obj), raw)
-        return _ADAPTERS[etype].validate_python(upcast(etype, obj))  # type: ignore[no-any-return]
+        # The adapter's validator called straight: what TypeAdapter.validate_python does with
+        # its defaults, without its Python wrapper (about 0.4 µs of ~2 µs for a small event).
+        validator = _ADAPTERS[etype].validator
+        return validator.validate_python(upcast(etype, obj))  # type: ignore[no-any-return]
     except ValidationError as exc:
         raise EventError("validation", _validation_message(exc)) from None
 
 
 def encode(event: _Envelope) -> bytes:
-    return event.model_dump_json(exclude_none=True).encode()
+    """The event as JSON bytes: `model_dump_json(exclude_none=True).encode()`, without the str
+    round trip (the serializer writes bytes)."""
+    return event.__pydantic_serializer__.to_json(event, exclude_none=True)
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

@@ -56,7 +56,7 @@ class Ledger(Generic[K]):
 
     def admit(self, tp: K, offset: int, token: object) -> bool:
         """Whether a fetched record may be handed to the agents now (then it is pending)."""
-        part = self._part(tp)
+        part = self._parts.get(tp) or self._part(tp)  # per record: the common case inline
         if part.broken is not None or offset < part.floor:
             return False  # past a record that was not processed, or stale
         if part.exact and offset != part.floor:
@@ -77,8 +77,12 @@ class Ledger(Generic[K]):
 
     def is_current(self, tp: K, offset: int, token: object) -> bool:
         """Whether this record is pending in the ledger and no record before it broke."""
-        found = self._entry(tp, offset, token)
-        return found is not None and (found[0].broken is None or offset < found[0].broken)
+        # _entry inline: this and `done` run for every record
+        part = self._parts.get(tp)
+        entry = part.index.get(offset) if part is not None else None
+        if part is None or entry is None or entry.token is not token:
+            return False
+        return part.broken is None or offset < part.broken
 
     def holds(self, tp: K, offset: int, token: object) -> bool:
         """Whether this fetch of the record is pending in the ledger (not an earlier fetch)."""
@@ -86,10 +90,10 @@ class Ledger(Generic[K]):
 
     def done(self, tp: K, offset: int, token: object) -> bool:
         """Mark a record processed (an ack of a stale fetch changes nothing)."""
-        found = self._entry(tp, offset, token)
-        if found is None:
+        part = self._parts.get(tp)
+        entry = part.index.get(offset) if part is not None else None
+        if part is None or entry is None or entry.token is not token:
             return False
-        part, entry = found
         if part.broken is not None and offset >= part.broken:
             return False  # not processed: the rewind brings it again
         entry.done = True

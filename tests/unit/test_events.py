@@ -565,3 +565,11 @@ def test_a_newer_version_is_read_as_the_current_one() -> None:
 def test_every_event_type_has_a_version_and_outcomes_are_v3() -> None:
     assert VERSIONS["OrderPlaced"] == 2 and VERSIONS["OrderConfirmed"] == 3
     assert set(VERSIONS) == {cls.model_fields["eventType"].default for cls in ALL_EVENTS}
+
+
+@given(st.lists(st.text(max_size=40), min_size=1, max_size=4))
+def test_event_id_is_the_uuid5_of_the_joined_parts(parts: list[str]) -> None:
+    from app import events
+
+    expected = uuid.uuid5(events._NAMESPACE, "\x1f".join(parts))
+    assert events.event_id(*parts) == str(expected)

@@ -161,3 +161,24 @@ def test_consumer_lag_shows_only_the_partitions_of_the_last_refresh() -> None:
         REGISTRY.get_sample_value("orderstream_consumer_lag", {"topic": "orders", "partition": "0"})
         is None
     )
+
+
+def test_stock_gauges_shown_again_after_forget_are_exported() -> None:
+    # The labelled children are looked up once; forget() must not leave stale ones behind
+    gauges = metrics.StockGauges(cap=5)
+    gauges.show(ProductStock(productId="FORGET-1", available=3, held=1))
+    gauges.forget()
+
+    gauges.show(ProductStock(productId="FORGET-1", available=7, held=2))
+
+    assert value("orderstream_stock_available", product="FORGET-1") == 7
+    assert value("orderstream_stock_held", product="FORGET-1") == 2
+    gauges.forget()
+
+
+def test_a_labelled_child_is_looked_up_once() -> None:
+    child = metrics._duplicates("saga")
+    assert metrics._duplicates("saga") is child is metrics.DUPLICATES.labels("saga")
+    before = value("orderstream_duplicates_dropped_total", agent="saga")
+    metrics.duplicate_dropped("saga")
+    assert value("orderstream_duplicates_dropped_total", agent="saga") == before + 1

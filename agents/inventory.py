@@ -10,10 +10,11 @@ from app.application import app, publish, topic
 from app.deadletter import guarded
 from app.domain import inventory
 from app.domain.common import already_applied, stamp
-from app.events import Event, InventoryInput, decode
+from app.events import CommitStock, Event, InventoryInput, ReserveStock, decode
 from app.repartition import rehomed
 from app.topics import accepted_types
 from app.tracing import traced
+from tables.committed_holds import mark_committed, was_committed
 from tables.inventory import get_stock, put_stock
 
 ACCEPT = accepted_types("inventory_requests", "stock_adjustments")
@@ -37,10 +38,18 @@ async def _handle(event: Any) -> None:
         emit: list[Event] = list(inventory.redelivered(stock, cmd))
         metrics.duplicate_dropped("inventory")
     else:
-        decision = inventory.apply(stock, cmd)
+        committed = isinstance(cmd, ReserveStock) and was_committed(
+            cmd.data.productId, cmd.data.orderId
+        )
+        decision = inventory.apply(stock, cmd, committed)
         metrics.inventory_decided(decision)
         if decision.state is not None:
             put_stock(stamp(decision.state, msg.topic, msg.offset))
         emit = decision.emit
+    if isinstance(cmd, CommitStock):
+        # Only a confirmed order is committed, and it never needs a hold again: marked whether
+        # this commit sold the hold or found it sold (again after a redelivery: its changelog
+        # write may have been lost).
+        mark_committed(cmd.data.productId, cmd.data.orderId)
     for out in emit:
         await publish(out)

@@ -144,7 +144,7 @@ def raw_table(name: str, help: str) -> Any:
 
 
 def rocksdb_options(s: Settings) -> dict[str, int]:
-    """Memory of each RocksDB database (one per table and partition: 24 per worker by default).
+    """Memory of each RocksDB database (one per table and partition: 28 per worker by default).
     Faust's defaults (64 MB write buffers, three of them, and a 2 GB block cache each) let a
     worker's memory grow with the data it writes; these bound it."""
     mb = 1024 * 1024

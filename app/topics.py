@@ -33,6 +33,7 @@ class TopicSpec:
 # Tables, each backed by a compacted changelog topic named <app_id>-<table>-changelog by Faust.
 TABLES: tuple[str, ...] = (
     "inventory",
+    "committed_holds",
     "orders",
     "payments",
     # read models (app/domain/projections.py)

@@ -67,11 +67,15 @@ def _rejected(cmd: ReserveStock, reason: str) -> StockRejected:
     )
 
 
-def reserve(stock: ProductStock | None, cmd: ReserveStock) -> Decision[ProductStock]:
+def reserve(
+    stock: ProductStock | None, cmd: ReserveStock, committed: bool = False
+) -> Decision[ProductStock]:
+    """Hold the line for its order. `committed`: this order's hold of the product was committed
+    before (the reserve is a re-send): answered as reserved, and nothing is held again."""
     order, qty = cmd.data.orderId, cmd.data.quantity
     if stock is None:
         return Decision(emit=[_rejected(cmd, "unknown_product")])
-    if order in stock.holds:  # the same reservation again: answer again, hold once
+    if order in stock.holds or committed:  # the same reservation again: answer, hold once
         return Decision(emit=[_reserved(cmd)], duplicate=True)
     if stock.available < qty:
         return Decision(emit=[_rejected(cmd, "out_of_stock")])
@@ -139,10 +143,12 @@ def adjust(stock: ProductStock | None, cmd: StockAdjusted) -> Decision[ProductSt
     )
 
 
-def apply(stock: ProductStock | None, cmd: InventoryInput) -> Decision[ProductStock]:
-    """Route one inventory input to its rule."""
+def apply(
+    stock: ProductStock | None, cmd: InventoryInput, committed: bool = False
+) -> Decision[ProductStock]:
+    """Route one inventory input to its rule (`committed`: see `reserve`)."""
     if isinstance(cmd, ReserveStock):
-        return reserve(stock, cmd)
+        return reserve(stock, cmd, committed)
     if isinstance(cmd, ReleaseStock):
         return release(stock, cmd)
     if isinstance(cmd, CommitStock):

@@ -101,3 +101,26 @@ async def test_a_bad_record_is_dead_lettered_and_the_agent_goes_on(
         stock = get_stock("SKU-3")
         assert stock is not None and stock.available == 4
     assert [k for k, _ in parked] == ["invalid_json"]
+
+
+async def test_a_reserve_re_sent_after_its_commit_holds_nothing_and_sells_nothing_again(
+    sent: list[Event],
+) -> None:
+    async with inventory_agent.test_context() as agent:
+        # Given 10 in stock, and o-7's reservation of 3 committed
+        await agent.put(restock(10, "SKU-7"), key=b"SKU-7")
+        await agent.put(line_cmd(ReserveStock, "o-7", 3, "SKU-7"), key=b"SKU-7")
+        await agent.put(line_cmd(CommitStock, "o-7", 3, "SKU-7"), key=b"SKU-7")
+        sent.clear()
+
+        # When a saga rebuilt behind the commit it sent places the order again: its reserve
+        # and, once answered, its commit come again as new records
+        await agent.put(line_cmd(ReserveStock, "o-7", 3, "SKU-7"), key=b"SKU-7")
+        await agent.put(line_cmd(CommitStock, "o-7", 3, "SKU-7"), key=b"SKU-7")
+
+        # Then the reserve is answered as reserved, nothing is held, and nothing sold again
+        assert [e.eventType for e in sent] == ["StockReserved"]
+        stock = get_stock("SKU-7")
+        assert stock is not None
+        assert (stock.available, stock.held, stock.sold) == (7, 0, 3)
+        assert stock.conserved()

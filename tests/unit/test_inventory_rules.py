@@ -333,3 +333,10 @@ def test_any_command_sequence_conserves_stock_and_applies_twice_as_once(
     twice = apply_all(initial, cmds, times=2)
 
     assert twice == once
+
+
+def test_a_reserve_for_an_order_whose_hold_was_committed_is_answered_and_holds_nothing() -> None:
+    stock = stocked(5)
+    decision = inventory.apply(stock, reserve("o-9", 2), committed=True)
+    assert decision.state is None and decision.duplicate
+    assert [e.eventType for e in decision.emit] == ["StockReserved"]

@@ -45,6 +45,7 @@ def test_rocksdb_memory_is_bounded_per_database() -> None:
 def test_every_table_opens_its_stores_with_the_bounded_options() -> None:
     from app.application import app, rocksdb_options, settings
     from tables import (  # noqa: F401  (a table registers on import)
+        committed_holds,
         customer_orders,
         inventory,
         order_summaries,
@@ -53,7 +54,7 @@ def test_every_table_opens_its_stores_with_the_bounded_options() -> None:
         product_sales,
     )
 
-    assert len(app.tables) == 6
+    assert len(app.tables) == 7
     for table in app.tables.values():
         assert table.options == rocksdb_options(settings), table.name
 

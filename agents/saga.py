@@ -4,6 +4,11 @@ It consumes the replies and deadlines keyed by orderId; new orders come in throu
 intake agent (agents/order_intake.py), which runs the same step (`handle`) in the same worker:
 the topics are co-partitioned, so one worker owns an order across all of them. An order's
 replies exist only after its OrderPlaced was handled, so two agents keep each order's sequence.
+
+With inline payment (the default) the step that reserves an order's last line also charges the
+gateway and settles the order on the answer: the payment event goes out for other consumers,
+and no payment request or reply crosses Kafka. The only await inside a step is that charge; the
+intake agent can meet the order meanwhile only with a repeated OrderPlaced, which changes nothing.
 """
 
 from __future__ import annotations
@@ -12,18 +17,25 @@ import time
 from functools import partial
 from typing import Any
 
-from app import metrics
+from app import metrics, payment_service, tracing
 from app.application import app, publish, settings, topic
 from app.deadletter import guarded
 from app.domain import saga
 from app.domain.common import RuleViolation, StateBehind, already_applied, stamp
-from app.events import Event, SagaInput, decode
+from app.domain.payment import result_event
+from app.domain.saga import OrderState
+from app.events import Event, PaymentRequested, SagaInput, decode
 from app.repartition import rehomed
 from app.topics import accepted_types
 from app.tracing import traced
 from tables.orders import get_order, put_order
 
-ROLES = ("inventory_events", "payment_events", "saga_timeouts")
+INLINE = settings.payment_mode == "inline"
+ROLES = (
+    ("inventory_events", "saga_timeouts")
+    if INLINE
+    else ("inventory_events", "payment_events", "saga_timeouts")
+)
 ACCEPT = accepted_types("orders", *ROLES)
 
 
@@ -45,9 +57,10 @@ async def handle(event: Any) -> None:
     if state is not None and already_applied(state.applied, msg.topic, msg.offset):
         # Redelivered after a crash: the state is ahead, but what it sent and its changelog
         # write may have been lost (not committed over): both again.
-        put_order(state)
-        emit: list[Event] = saga.pending_commands(state, ev.eventId)
         metrics.duplicate_dropped("saga")
+        emit: list[Event] = saga.pending_commands(state, ev.eventId)
+        new, emit = await _pay_inline(state, emit)
+        put_order(new if new is state else stamp(new, msg.topic, msg.offset))
     else:
         decision = saga.decide(state, ev, time.time(), settings.saga_timeout_s)
         metrics.saga_decided(state, ev, decision)
@@ -55,8 +68,24 @@ async def handle(event: Any) -> None:
             raise StateBehind(str(decision.out_of_order))
         if decision.out_of_order:  # parked as a dead letter: replayable once it makes sense
             raise RuleViolation("out_of_order", decision.out_of_order)
-        if decision.state is not None:
-            put_order(stamp(decision.state, msg.topic, msg.offset))
         emit = decision.emit
+        if decision.state is not None:
+            new, emit = await _pay_inline(decision.state, emit)
+            put_order(stamp(new, msg.topic, msg.offset))
     for out in emit:
         await publish(out)
+
+
+async def _pay_inline(state: OrderState, emit: list[Event]) -> tuple[OrderState, list[Event]]:
+    """With inline payment, a payment request among `emit` is not sent: the gateway is charged
+    here and the order settles on the answer (the state and the events to send then)."""
+    req = next((e for e in emit if isinstance(e, PaymentRequested)), None)
+    if req is None or not INLINE:
+        return state, emit
+    with tracing.internal("payment PaymentRequested", req.data.orderId):
+        rec = await payment_service.charge(req, settings)
+    metrics.payment_settled(rec.status)
+    decision = saga.charged(state, rec, time.time())
+    metrics.saga_decided(state, result_event(rec), decision)
+    rest = [e for e in emit if e is not req]
+    return decision.state or state, [*rest, *decision.emit]

@@ -169,6 +169,8 @@ def _select_agents(sender: Any, **_: Any) -> None:
     """Drop the agents this worker does not run (after autodiscover, before the agents start:
     an agent never started never subscribes to its topics)."""
     keep = enabled_agents(list(app.agents), settings.agents)
+    if settings.payment_mode == "inline":  # the saga charges in its own step
+        keep = [n for n in keep if n != "payment"]
     for name in [n for n in app.agents if n not in keep]:
         del app.agents[name]
 

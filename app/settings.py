@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     saga_max_open: int = 1000
 
     # --- payment -------------------------------------------------------------
+    # "inline": the saga charges the gateway in its own step (same key, same partition: two
+    # Kafka hops fewer per order); "agent": the payment agent does, from payment requests, so a
+    # slow gateway holds up only that agent, not the saga's partitions.
+    payment_mode: Literal["inline", "agent"] = "inline"
     payment_limit_per_order: float = 1000.0  # simulated gateway declines above this amount
     payment_declined_customers: str = ""  # comma-separated customer ids always declined
     payment_transient_failure_rate: float = 0.0  # share of attempts failing transiently

@@ -433,6 +433,8 @@ async def _group_progress(settings: Settings) -> dict[tuple[str, int], tuple[int
     from aiokafka.admin import AIOKafkaAdminClient
 
     topics = registry(settings)
+    # With inline payment the saga charges in its step: the payment topics are output only.
+    payments = () if settings.payment_mode == "inline" else ("payment_requests", "payment_events")
     inputs = [
         topics[r].name
         for r in (
@@ -440,8 +442,7 @@ async def _group_progress(settings: Settings) -> dict[tuple[str, int], tuple[int
             "inventory_requests",
             "stock_adjustments",
             "inventory_events",
-            "payment_requests",
-            "payment_events",
+            *payments,
             "saga_timeouts",
             "order_status",
             "status_by_customer",

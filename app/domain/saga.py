@@ -15,6 +15,7 @@ from typing import Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.domain.common import Decision, RuleViolation
+from app.domain.payment import PaymentRecord, result_event
 from app.events import (
     CommitStock,
     Event,
@@ -78,6 +79,8 @@ class OrderState(BaseModel):
     lines: list[Line]
     reason: str | None = None
     chargeId: str | None = None
+    # The charge, when the saga took the payment in its own step (inline payment).
+    payment: PaymentRecord | None = None
     deadline: float = 0.0
     redrives: int = 0
     applied: dict[str, int] = Field(default_factory=dict)
@@ -309,6 +312,19 @@ def payment_failed(state: OrderState, ev: PaymentFailed, now: float) -> Decision
     return _settle(state, ev, now, "CANCELLED", f"payment_failed: {ev.data.reason}")
 
 
+def charged(state: OrderState, rec: PaymentRecord, now: float) -> Decision[OrderState]:
+    """The payment step taken inside the saga's step (inline payment): the order settles on the
+    charge's outcome and keeps its record; the payment event is emitted for other consumers."""
+    ev = result_event(rec)
+    if isinstance(ev, PaymentSucceeded):
+        decision = payment_succeeded(state, ev, now)
+    else:
+        decision = payment_failed(state, ev, now)
+    if decision.state is None:
+        return decision
+    return Decision(decision.state.model_copy(update={"payment": rec}), [ev, *decision.emit])
+
+
 def timed_out(
     state: OrderState, ev: SagaTimedOut, now: float, timeout_s: float
 ) -> Decision[OrderState]:
@@ -358,9 +374,11 @@ def pending_commands(state: OrderState, cause: str) -> list[Event]:
         return _reserve(state, [ln for ln in state.lines if ln.status == "PENDING"], cause)
     if state.status == "PAYING":
         return [_pay(state, cause)]
+    paid: list[Event] = [] if state.payment is None else [result_event(state.payment)]
     if state.status == "CONFIRMED":
-        return [*_commit(state, cause), outcome_event(state, cause)]
+        return [*paid, *_commit(state, cause), outcome_event(state, cause)]
     return [
+        *paid,
         *_release(state, [ln for ln in state.lines if ln.status != "REJECTED"], cause),
         outcome_event(state, cause),
     ]

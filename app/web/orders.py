@@ -77,7 +77,7 @@ class Order(View):
             order = await _changed(order_id, known, wait_s)
         if order is None:
             raise self.NotFound(f"no order {order_id!r}")
-        view = order_view(order, get_payment(order_id))
+        view = order_view(order, order.payment or get_payment(order_id))
         return self.json({**view, "servedBy": served_by()})
 
 

@@ -17,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from app import demo, dlq
-from app.events import PaymentResult, PaymentSucceeded, encode, event_id, utcnow
+from app.events import StockReserved, StockResult, encode, event_id, utcnow
 from app.topics import registry
 from tests.integration.conftest import REPO, Stack
 from tests.integration.webclient import eventually, get
@@ -51,17 +51,17 @@ def orderstream(s: Stack, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def send_out_of_order(s: Stack) -> str:
-    """A payment result for an order that was never placed."""
+    """A stock reply for an order that was never placed."""
     order_id = f"ghost-{int(time.time())}"
-    event = PaymentSucceeded(
-        eventId=event_id("PaymentSucceeded", order_id),
+    event = StockReserved(
+        eventId=event_id("StockReserved", order_id, "GHOST"),
         timestamp=utcnow(),
-        data=PaymentResult(orderId=order_id, amount=1.0, chargeId="ch_x"),
+        data=StockResult(orderId=order_id, productId="GHOST", quantity=1),
     )
     producer = AIOKafkaProducer(bootstrap_servers=s.settings.bootstrap_servers)
     await producer.start()
     try:
-        topic = registry(s.settings)["payment_events"].name
+        topic = registry(s.settings)["inventory_events"].name
         await producer.send_and_wait(topic, encode(event), key=order_id.encode())
     finally:
         await producer.stop()
@@ -127,7 +127,7 @@ def test_read_models_agree_across_workers_and_with_a_replay(own_stack: type[Stac
     assert "diff: 0" not in cut_short.stdout
     assert "only live" in cut_short.stdout
 
-    # When a payment result arrives for an order never placed
+    # When a stock reply arrives for an order never placed
     ghost = asyncio.run(send_out_of_order(s))
     # Then it is set aside as ahead of any state (after a crash the order's state may be
     # rebuilt behind it), counted, not a dead letter, and nothing else changes

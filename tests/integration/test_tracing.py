@@ -23,8 +23,7 @@ HOPS = {
     "saga OrderPlaced",
     "inventory ReserveStock",
     "saga StockReserved",
-    "payment PaymentRequested",
-    "saga PaymentSucceeded",
+    "payment PaymentRequested",  # the saga's inline charge (inside "saga StockReserved")
     "inventory CommitStock",
     "order-summaries OrderConfirmed",
     "customer-orders OrderConfirmed",

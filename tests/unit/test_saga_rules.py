@@ -10,6 +10,7 @@ import pytest
 
 from app.domain import saga
 from app.domain.common import RuleViolation
+from app.domain.payment import PaymentRecord
 from app.domain.saga import HISTORY_LIMIT, MAX_REDRIVES, OrderState
 from app.events import (
     CommitStock,
@@ -629,3 +630,56 @@ def test_a_topic_seen_for_the_first_time_counts_as_moving() -> None:
     now = {"payment_events": B(consumed=0, waiting=2_000), "inventory_events": B(0, 10)}
 
     assert saga.held_steps({}, now, limit=1_000) == {"PAYING"}
+
+
+# --- inline payment: the saga takes the charge in its own step -------------------------------
+
+
+def _record(status: str, charge: str | None, reason: str | None = None) -> PaymentRecord:
+    return PaymentRecord(
+        orderId=ORDER,
+        customerId="c-1",
+        amount=42.5,
+        status=status,  # type: ignore[arg-type]
+        attempts=1,
+        chargeId=charge,
+        reason=reason,
+        requestEventId=event_id("PaymentRequested", ORDER),
+    )
+
+
+def test_an_inline_charge_confirms_keeps_its_record_and_reports_the_payment() -> None:
+    decision = saga.charged(paying(), _record("SUCCEEDED", "ch_7"), NOW)
+
+    state = decision.state
+    assert state is not None and state.status == "CONFIRMED" and state.chargeId == "ch_7"
+    assert state.payment is not None and state.payment.chargeId == "ch_7"
+    assert [(e.eventType, route(e)[0]) for e in decision.emit] == [
+        ("PaymentSucceeded", "payment_events"),
+        ("CommitStock", "inventory_requests"),
+        ("CommitStock", "inventory_requests"),
+        ("OrderConfirmed", "order_status"),
+    ]
+    # A redelivery sends the same events again, the payment event included
+    assert shape(saga.pending_commands(state, "again")) == shape(decision.emit)
+
+
+def test_an_inline_decline_cancels_releases_and_reports_the_failure() -> None:
+    decision = saga.charged(paying(), _record("FAILED", None, "amount_over_limit"), NOW)
+
+    state = decision.state
+    assert state is not None and state.status == "CANCELLED"
+    assert state.reason == "payment_failed: amount_over_limit"
+    assert [e.eventType for e in decision.emit] == [
+        "PaymentFailed",
+        "ReleaseStock",
+        "ReleaseStock",
+        "OrderCancelled",
+    ]
+    assert shape(saga.pending_commands(state, "again")) == shape(decision.emit)
+
+
+def test_an_inline_charge_for_a_settled_order_changes_nothing() -> None:
+    confirmed = given(*PAID)
+    decision = saga.charged(confirmed, _record("SUCCEEDED", "ch_1"), NOW)
+    assert decision.state is None and decision.duplicate and decision.emit == []

@@ -1,0 +1,137 @@
+"""The saga agent with inline payment (the default), in Faust's test_context: the step that
+reserves an order's last line charges the gateway and settles the order on the answer; a
+redelivered record charges no one again and sends the same events again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+import agents.saga as saga_module
+from agents.saga import saga_agent
+from app import payment_service
+from app.events import (
+    CommitStock,
+    Event,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderItem,
+    OrderPlaced,
+    OrderPlacedData,
+    PaymentFailed,
+    PaymentRequested,
+    PaymentSucceeded,
+    ReleaseStock,
+    ReserveStock,
+    StockReserved,
+    StockResult,
+    encode,
+    utcnow,
+)
+from app.gateway import Charge
+from tables.orders import get_order
+from tests.agents.conftest import capture_publish
+
+pytestmark = pytest.mark.asyncio
+
+
+@dataclass
+class LedgerGateway:
+    """Approves up to `limit` and writes down every call (the checker's side of the charge)."""
+
+    limit: float = 100.0
+    calls: list[str] = field(default_factory=list)
+
+    async def charge(
+        self, *, order_id: str, customer_id: str, amount: float, idempotency_key: str, attempt: int
+    ) -> Charge:
+        self.calls.append(idempotency_key)
+        if amount > self.limit:
+            return Charge(False, reason="amount_over_limit")
+        return Charge(True, charge_id=f"ch-{idempotency_key}")
+
+
+@pytest.fixture
+def gateway(monkeypatch: pytest.MonkeyPatch) -> LedgerGateway:
+    gw = LedgerGateway()
+    monkeypatch.setattr(payment_service, "gateway", lambda: gw)
+    return gw
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[Event]:
+    return capture_publish(monkeypatch, saga_module)
+
+
+def placed(order: str, amount: float, *skus: str) -> bytes:
+    items = [OrderItem(productId=s, quantity=1, price=amount / len(skus)) for s in skus]
+    data = OrderPlacedData(orderId=order, customerId="c-1", items=items, totalAmount=amount)
+    return encode(OrderPlaced(eventId=f"placed-{order}", timestamp=utcnow(), data=data))
+
+
+def reserved(order: str, sku: str) -> bytes:
+    data = StockResult(orderId=order, productId=sku, quantity=1)
+    return encode(StockReserved(eventId=f"res-{order}-{sku}", timestamp=utcnow(), data=data))
+
+
+def kinds(events: list[Event]) -> list[str]:
+    return [e.eventType for e in events]
+
+
+async def test_the_last_reservation_charges_once_and_confirms(
+    gateway: LedgerGateway, sent: list[Event]
+) -> None:
+    async with saga_agent.test_context() as agent:
+        # Given an order of two lines, both reserved
+        await agent.put(placed("si-1", 40.0, "A", "B"), key=b"si-1")
+        await agent.put(reserved("si-1", "A"), key=b"si-1")
+        assert gateway.calls == []  # one line still pending: no charge yet
+        await agent.put(reserved("si-1", "B"), key=b"si-1")
+
+        # Then the gateway was called once, the order is confirmed with its charge kept, and
+        # no payment request went out: the payment result does, for other consumers
+        assert gateway.calls == ["si-1"]
+        state = get_order("si-1")
+        assert state is not None and state.status == "CONFIRMED"
+        assert state.payment is not None and state.payment.chargeId == "ch-si-1"
+        assert state.chargeId == "ch-si-1"
+        assert not [e for e in sent if isinstance(e, PaymentRequested)]
+        assert kinds(sent) == [
+            "ReserveStock",
+            "ReserveStock",
+            "PaymentSucceeded",
+            "CommitStock",
+            "CommitStock",
+            "OrderConfirmed",
+        ]
+
+        # When the last reservation is delivered again (a crash before the offset commit)
+        sent.clear()
+        agent.sent_offset = 2
+        await agent.put(reserved("si-1", "B"), key=b"si-1")
+
+        # Then nobody is charged again, and the step's events go out again (their sends may
+        # have been lost), the same ids as the first time
+        assert gateway.calls == ["si-1"]
+        again = [e for e in sent if isinstance(e, PaymentSucceeded | CommitStock | OrderConfirmed)]
+        assert len(again) == 4 == len(sent)
+
+
+async def test_a_declined_charge_cancels_and_releases(
+    gateway: LedgerGateway, sent: list[Event]
+) -> None:
+    async with saga_agent.test_context() as agent:
+        await agent.put(placed("si-2", 500.0, "A"), key=b"si-2")
+        await agent.put(reserved("si-2", "A"), key=b"si-2")
+
+        state = get_order("si-2")
+        assert state is not None and state.status == "CANCELLED"
+        assert state.payment is not None and state.payment.status == "FAILED"
+        assert gateway.calls == ["si-2"]
+        assert [type(e) for e in sent] == [
+            ReserveStock,
+            PaymentFailed,
+            ReleaseStock,
+            OrderCancelled,
+        ]

@@ -5,10 +5,11 @@ intake agent (agents/order_intake.py), which runs the same step (`handle`) in th
 the topics are co-partitioned, so one worker owns an order across all of them. An order's
 replies exist only after its OrderPlaced was handled, so two agents keep each order's sequence.
 
-With inline payment (the default) the step that reserves an order's last line also charges the
-gateway and settles the order on the answer: the payment event goes out for other consumers,
-and no payment request or reply crosses Kafka. The only await inside a step is that charge; the
-intake agent can meet the order meanwhile only with a repeated OrderPlaced, which changes nothing.
+With inline payment (`payment_mode="inline"`, opt-in) the step that reserves an order's last
+line also charges the gateway and settles the order on the answer: the payment event goes out
+for other consumers, and no payment request or reply crosses Kafka. The only await inside a
+step is that charge; the intake agent can meet the order meanwhile only with a repeated
+OrderPlaced, which changes nothing.
 """
 
 from __future__ import annotations

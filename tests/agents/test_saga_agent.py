@@ -1,6 +1,7 @@
-"""The saga agent with inline payment (the default), in Faust's test_context: the step that
-reserves an order's last line charges the gateway and settles the order on the answer; a
-redelivered record charges no one again and sends the same events again."""
+"""The saga agent with inline payment (`ORDERSTREAM_PAYMENT_MODE=inline`), in Faust's
+test_context: the step that reserves an order's last line charges the gateway and settles the
+order on the answer; a redelivered record charges no one again and sends the same events
+again."""
 
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ def gateway(monkeypatch: pytest.MonkeyPatch) -> LedgerGateway:
 
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[Event]:
+    monkeypatch.setattr(saga_module, "INLINE", True)
     return capture_publish(monkeypatch, saga_module)
 
 

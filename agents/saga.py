@@ -61,7 +61,7 @@ async def handle(event: Any) -> None:
         metrics.duplicate_dropped("saga")
         emit: list[Event] = saga.pending_commands(state, ev.eventId)
         new, emit = await _pay_inline(state, emit)
-        put_order(new if new is state else stamp(new, msg.topic, msg.offset))
+        put_order(new)  # keeps its watermark: this record is at or below it
     else:
         decision = saga.decide(state, ev, time.time(), settings.saga_timeout_s)
         metrics.saga_decided(state, ev, decision)

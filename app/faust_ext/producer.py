@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka.errors import ProducerFenced
+from aiokafka.errors import IllegalOperation, ProducerFenced
 from faust.transport import producer as faust_producer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -113,20 +113,40 @@ class Producer(faust_aiokafka.Producer):
             self._inflight[refused] = (topic, None)
             refused.add_done_callback(self._delivered)
             return refused
-        if transactional_id is not None and transactional_id not in self._transaction_producers:
-            # Exactly-once mode: the task was fenced (another worker owns it): its writes are void.
-            void: asyncio.Future[Any] = self.loop.create_future()
-            void.set_exception(TaskNotOwned(f"{transactional_id}: not sent to {topic}"))
-            self._inflight[void] = (topic, transactional_id)
-            void.add_done_callback(self._delivered)
-            return void
-        delivery = await super().send(
-            topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
-        )
+        if transactional_id is not None and self._task_lost(transactional_id):
+            return self._void(topic, transactional_id)
+        try:
+            delivery = await super().send(
+                topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
+            )
+        except IllegalOperation:
+            # Fenced between the check and the send (under the task's lock, in the client).
+            if transactional_id is None or not self._task_lost(transactional_id):
+                raise
+            return self._void(topic, transactional_id)
         future: asyncio.Future[Any] = delivery  # type: ignore[assignment]
         self._inflight[future] = (topic, transactional_id)
         future.add_done_callback(self._delivered)
         return delivery
+
+    def _task_lost(self, tid: str) -> bool:
+        """Exactly-once mode: whether the task's transaction is gone: dropped after a fence, or
+        fenced by the broker (aiokafka's sender saw ProducerFenced and put the transaction in
+        its fatal state, refusing every send) before the fence was handled (`on_fenced`)."""
+        client = self._transaction_producers.get(tid)
+        if client is None:
+            return True
+        txn = getattr(client, "_txn_manager", None)
+        return txn is not None and txn.is_fatal_error()
+
+    def _void(self, topic: str, tid: str) -> asyncio.Future[Any]:
+        """A record of a task another worker owns now: not sent, and not a failed delivery
+        (`_delivered` hands the fence to `on_fenced`, which drops the task's producer)."""
+        void: asyncio.Future[Any] = self.loop.create_future()
+        void.set_exception(TaskNotOwned(f"{tid}: not sent to {topic}"))
+        self._inflight[void] = (topic, tid)
+        void.add_done_callback(self._delivered)
+        return void
 
     async def flush(self) -> None:
         """Faust's flush, after the write-back tables sent what was set since the last flush

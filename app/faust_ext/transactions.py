@@ -41,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from aiokafka import TopicPartition
-from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
+from aiokafka.errors import IllegalOperation, InvalidProducerEpoch, ProducerFenced
 from faust.streams import current_event
 from faust.transport import consumer as faust_consumer
 from faust.types import TP
@@ -115,8 +115,9 @@ class TransactionManager(faust_consumer.TransactionManager):
             by_task[self.transactional_id(tp)][TopicPartition(tp.topic, tp.partition)] = offset
         committed, lost = False, set()
         for tid, task_offsets in sorted(by_task.items()):
-            if tid not in producer._transaction_producers:
+            if producer._task_lost(tid):
                 lost |= {tp.partition for tp in task_offsets}
+                await self.fenced(tid, ProducerFenced())  # if not dropped yet
                 continue  # fenced: its offsets are the new owner's to commit
             try:
                 await producer.commit_transactions(
@@ -125,15 +126,18 @@ class TransactionManager(faust_consumer.TransactionManager):
                     start_new_transaction=start_new_transaction,
                 )
                 committed = True
-            except FENCED as exc:
+            except (*FENCED, IllegalOperation) as exc:
+                if not (is_fenced(exc) or producer._task_lost(tid)):
+                    raise
                 lost |= {tp.partition for tp in task_offsets}
                 await self.fenced(tid, exc)
         write_back.drop_partitions(self.app, lost)  # their values are the new owner's
         write_back.write_sent(self.app)  # committed: into the stores
         return committed
 
-    async def fenced(self, tid: str, error: BaseException) -> None:
-        """Another worker owns this task now: drop its producer and leave it to the group."""
+    async def fenced(self, tid: str, error: BaseException, *, rejoin: bool = True) -> None:
+        """Another worker owns this task now: drop its producer and leave it to the group
+        (`rejoin=False`: the rebalance under way gave the task back; a new producer takes it)."""
         producer = cast(Any, self.producer)
         stale = producer._transaction_producers.pop(tid, None)
         if stale is None:
@@ -145,7 +149,8 @@ class TransactionManager(faust_consumer.TransactionManager):
             tid,
             error,
         )
-        cast(Any, self.consumer).request_rejoin()
+        if rejoin:
+            cast(Any, self.consumer).request_rejoin()
         try:
             await stale.stop()
         except Exception as exc:  # a fenced producer may fail to stop cleanly: it is gone
@@ -169,6 +174,11 @@ class TransactionManager(faust_consumer.TransactionManager):
         producer = cast(Any, self.producer)
         for tid in tids:
             client = producer._transaction_producers.get(tid)
+            if client is not None and producer._task_lost(tid):
+                # Fenced while this worker was away, and assigned to it again: a new producer
+                # (its transaction can neither commit nor abort, nor begin again).
+                await self.fenced(tid, ProducerFenced(), rejoin=False)
+                client = None
             if client is None:
                 await producer.maybe_begin_transaction(tid)  # a new producer: fences the old
                 continue

@@ -87,6 +87,11 @@ def _terminal_events(stack: Stack) -> list[tuple[str, tuple[str, str]]]:
 def _one_outcome_each(stack: Stack, orders: list[str]) -> None:
     """Every order has exactly one outcome: its terminal records (re-sent after a rewind, at
     least once) all carry one event id and one status."""
+    # The web view reads the worker's store, which a restarted worker may have ahead of the
+    # topic (written before the refused send); the records it sends again land a little later.
+    eventually(
+        lambda: set(orders) <= set(_terminal_records(stack)), 120, "a terminal record per order"
+    )
     outcomes: dict[str, Counter[tuple[str, str]]] = {o: Counter() for o in orders}
     for order, outcome in _terminal_events(stack):
         if order in outcomes:

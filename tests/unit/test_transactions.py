@@ -11,7 +11,7 @@ from typing import Any, cast
 import faust
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import ProducerFenced
+from aiokafka.errors import IllegalOperation, ProducerFenced
 from faust.events import Event
 from faust.streams import _current_event as _current_event_contextvar
 from faust.transport.consumer import ConsumerMessage
@@ -157,3 +157,83 @@ async def test_a_record_refused_because_its_task_was_fenced_is_not_a_failed_deli
     plain.set_exception(ProducerFenced())
     plain.exception()
     assert producer.failed_sends() == 1
+
+
+class _Txn:
+    """aiokafka's transaction state as the sender leaves it: `fatal` once it saw ProducerFenced
+    (every send then raises IllegalOperation, and commit, abort and begin are refused)."""
+
+    def __init__(self, fatal_after: int) -> None:
+        self.checks = 0
+        self.fatal_after = fatal_after
+
+    def is_fatal_error(self) -> bool:
+        self.checks += 1
+        return self.checks > self.fatal_after
+
+    def is_in_transaction(self) -> bool:
+        return False
+
+
+class _FencedClient:
+    def __init__(self, fatal_after: int) -> None:
+        self._txn_manager = _Txn(fatal_after)
+        self.sends = 0
+        self.stopped = False
+
+    async def send(self, *args: Any, **kwargs: Any) -> Any:
+        self.sends += 1
+        raise IllegalOperation("Can't send messages while not in transaction")
+
+    async def send_offsets_to_transaction(self, *args: Any) -> None:
+        raise IllegalOperation("Not in the middle of a transaction")
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+@pytest.mark.parametrize("fatal_after", [0, 1], ids=["fenced-before", "fenced-during-send"])
+async def test_a_record_of_a_task_the_broker_fenced_before_the_fence_was_handled_is_void(
+    app: faust.App, monkeypatch: pytest.MonkeyPatch, fatal_after: int
+) -> None:
+    """The sender saw ProducerFenced and the client refuses every send, but the fence was not
+    handled yet (the producer is still the task's): a write then crashed the worker with
+    IllegalOperation (seen in test_paused_worker, from a commit's flush)."""
+    producer = cast(Any, app.producer)
+    client = _FencedClient(fatal_after)
+    monkeypatch.setattr(producer, "_transaction_producers", {"eos-test-0-1": client})
+    monkeypatch.setattr(producer, "_trn_locks", {"eos-test-0-1": asyncio.Lock()})
+    monkeypatch.setattr(producer, "_producer", object())  # started (the plain client)
+    fenced: list[str] = []
+    producer.on_fenced = lambda tid, error: fenced.append(tid)
+    delivery = await producer.send(
+        "orders-changelog", b"k", b"v", 1, None, None, transactional_id="eos-test-0-1"
+    )
+    # Then the record is void: not a failed delivery, and the fence is handed on
+    assert isinstance(delivery.exception(), ProducerFenced)
+    await asyncio.sleep(0)
+    assert producer.failed_sends() == 0
+    assert fenced == ["eos-test-0-1"]
+    assert client.sends == fatal_after  # tried only when the fence came during the send
+
+
+async def test_a_commit_of_a_task_the_broker_fenced_before_the_fence_was_handled_is_left(
+    app: faust.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transactions = cast(Any, app.consumer.transactions)
+    producer = cast(Any, app.producer)
+    client = _FencedClient(fatal_after=0)
+    monkeypatch.setattr(producer, "_transaction_producers", {"eos-test-0-1": client})
+    monkeypatch.setattr(producer, "_trn_locks", {"eos-test-0-1": asyncio.Lock()})
+
+    async def flush() -> None:
+        return None
+
+    monkeypatch.setattr(producer, "flush", flush)
+    rejoins: list[bool] = []
+    monkeypatch.setattr(app.consumer, "request_rejoin", lambda: rejoins.append(True))
+    # When the worker commits the fenced task's offsets
+    assert not await transactions.commit({TP("orders", 1): 9})
+    # Then nothing is committed, the task's producer is dropped and the group asked to rebalance
+    assert "eos-test-0-1" not in producer._transaction_producers
+    assert client.stopped and rejoins == [True]

@@ -27,16 +27,13 @@ from app.domain.payment import result_event
 from app.domain.saga import OrderState
 from app.events import Event, PaymentRequested, SagaInput, decode
 from app.repartition import rehomed
-from app.topics import accepted_types
+from app.topics import accepted_types, input_roles
 from app.tracing import traced
 from tables.orders import get_order, put_order
 
 INLINE = settings.payment_mode == "inline"
-ROLES = (
-    ("inventory_events", "saga_timeouts")
-    if INLINE
-    else ("inventory_events", "payment_events", "saga_timeouts")
-)
+INPUTS = input_roles(settings)
+ROLES = tuple(r for r in ("inventory_events", "payment_events", "saga_timeouts") if r in INPUTS)
 ACCEPT = accepted_types("orders", *ROLES)
 
 

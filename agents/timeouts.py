@@ -21,7 +21,7 @@ from app import metrics
 from app.application import app, publish, settings
 from app.domain.saga import STEP_TOPICS, Backlog, held_steps, timeout_event
 from app.group_offsets import group_offsets
-from app.topics import registry
+from app.topics import input_roles, registry
 from app.web.health import tables_ready
 from tables.orders import open_deadlines, scan_open_orders
 
@@ -66,7 +66,10 @@ async def _fire() -> None:
 
 async def _held_steps() -> frozenset[str]:
     specs = registry(settings)
-    roles = {specs[r].name: r for step_roles in STEP_TOPICS.values() for r in step_roles}
+    inputs = input_roles(settings)  # inline payment: the payment topics are nobody's input
+    roles = {
+        specs[r].name: r for step_roles in STEP_TOPICS.values() for r in step_roles if r in inputs
+    }
     tps = [TopicPartition(name, p) for name in roles for p in range(specs[roles[name]].partitions)]
     try:
         progress = await group_offsets.progress(tps)

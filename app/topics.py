@@ -205,3 +205,26 @@ def route(event: Event) -> tuple[str, str]:
 def accepted_types(*roles: str) -> tuple[str, ...]:
     """The event types that may appear on the topics with these roles."""
     return tuple(t for t, (role, _) in _ROUTES.items() if role in roles)
+
+
+#: The roles the worker's agents consume. With inline payment (`payment_mode="inline"`) the
+#: saga charges the gateway in its own step: the payment topics are its output only.
+_INPUTS = (
+    "orders",
+    "inventory_requests",
+    "stock_adjustments",
+    "inventory_events",
+    "payment_requests",
+    "payment_events",
+    "saga_timeouts",
+    "order_status",
+    "status_by_customer",
+    "status_by_product",
+)
+_PAYMENT_INPUTS = ("payment_requests", "payment_events")
+
+
+def input_roles(settings: Settings) -> tuple[str, ...]:
+    """The roles of the topics the worker consumes with these settings."""
+    inline = settings.payment_mode == "inline"
+    return tuple(r for r in _INPUTS if not (inline and r in _PAYMENT_INPUTS))

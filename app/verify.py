@@ -22,7 +22,7 @@ from app.errors import BrokerError
 from app.gateway import LedgerCall, LedgerReading, read_ledger
 from app.kafka_auth import client_options
 from app.settings import Settings
-from app.topics import changelog_topic, registry
+from app.topics import changelog_topic, input_roles, registry
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, name: str) -> set[int]:
@@ -433,22 +433,7 @@ async def _group_progress(settings: Settings) -> dict[tuple[str, int], tuple[int
     from aiokafka.admin import AIOKafkaAdminClient
 
     topics = registry(settings)
-    # With inline payment the saga charges in its step: the payment topics are output only.
-    payments = () if settings.payment_mode == "inline" else ("payment_requests", "payment_events")
-    inputs = [
-        topics[r].name
-        for r in (
-            "orders",
-            "inventory_requests",
-            "stock_adjustments",
-            "inventory_events",
-            *payments,
-            "saga_timeouts",
-            "order_status",
-            "status_by_customer",
-            "status_by_product",
-        )
-    ]
+    inputs = [topics[r].name for r in input_roles(settings)]
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers, **client_options(settings)
     )

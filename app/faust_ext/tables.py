@@ -164,11 +164,12 @@ class TableManager(faust_manager.TableManager):
     async def on_rebalance(
         self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0
     ) -> None:
-        """Faust's, after the write-back tables forgot the values of the partitions this worker
-        no longer owns actively (app/faust_ext/write_back.py): a partition given back later is
-        restored from its changelog (or kept up by a standby), and a stale value kept in memory
-        would hide what the restore brings."""
-        standby = self.app.assignor.is_standby
-        kept = {tp.partition for tp in assigned if not standby(tp)}  # active ones only
-        write_back.drop_partitions(self.app, {tp.partition for tp in revoked} - kept)
+        """Faust's, after the write-back tables forgot every value not committed yet
+        (app/faust_ext/write_back.py), of kept partitions too: a rebalance aborts every open
+        transaction (app/faust_ext/transactions.py) and each assigned partition is processed
+        again from its committed offset, its table partitions restored from their changelogs
+        up to the end. A partition this worker gets back (paused past its session timeout, it
+        lost it and is given it again) may have had another owner meanwhile: values kept from
+        before would be flushed over that owner's (seen: holds of confirmed orders put back)."""
+        write_back.drop_partitions(self.app, write_back.cached_partitions(self.app))
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)

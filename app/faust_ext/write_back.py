@@ -24,8 +24,10 @@ A crash between any two steps loses nothing: the input records past the committe
 processed again, and every agent recognises a record whose effect its state already holds
 (state ahead of the offsets is what a redelivery looks like). RocksDB is never ahead of its
 persisted offset by a value the changelog lacks, so a restore from the changelog catches it up.
-Values of a partition this worker lost are dropped at the rebalance; what of them reached the
-changelog is the next owner's.
+At a rebalance every value not stored yet is dropped, of kept partitions too: the rebalance
+aborts the open transactions and every assigned partition is processed again from its committed
+offset, its store restored from the changelog (what of the dropped values was committed is
+there); a lost partition's committed values are the next owner's.
 
 Reads by key (`table[key]`, `get`, `in`) see the values in memory first. Iterating a table
 (the inventory listing, gauges) sees what was written at the last commit.
@@ -182,6 +184,10 @@ class Table(faust.Table[Any, Any]):
             for partition in partitions:
                 layer.pop(partition, None)
 
+    def cached(self) -> set[int]:
+        """The partitions with values set or sent and not stored yet."""
+        return {*self._dirty, *self._sent, *self._acked}
+
     def pending_writes(self) -> int:
         return sum(len(v) for v in self._dirty.values()) + sum(len(v) for v in self._sent.values())
 
@@ -189,6 +195,11 @@ class Table(faust.Table[Any, Any]):
 def write_sent(app: Any) -> int:
     """Step 3 for every write-back table of the app."""
     return sum(t.write_sent() for t in list(app.tables.values()) if isinstance(t, Table))
+
+
+def cached_partitions(app: Any) -> set[int]:
+    """The partitions with values not stored yet, in any write-back table of the app."""
+    return {p for t in list(app.tables.values()) if isinstance(t, Table) for p in t.cached()}
 
 
 def drop_partitions(app: Any, lost: set[int]) -> None:

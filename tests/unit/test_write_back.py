@@ -13,10 +13,12 @@ import faust
 import pytest
 from faust.events import Event
 from faust.streams import _current_event
+from faust.tables import manager as faust_manager
 from faust.transport.consumer import ConsumerMessage
 from faust.types import TP
 
 from app.faust_ext import write_back
+from app.faust_ext.tables import TableManager
 from app.faust_ext.transport import broker_urls
 
 
@@ -108,6 +110,41 @@ def test_the_values_of_a_lost_partition_are_dropped(app: faust.App) -> None:
     write_back.drop_partitions(app, {3})
     assert table.get(b"o-3") is None and table.get(b"o-0") == b"PAYING"
     assert table.pending_writes() == 1
+
+
+async def test_a_rebalance_drops_the_values_not_stored_yet_of_kept_partitions_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker paused past its session timeout lost partition 1, whose new owner wrote it, and
+    was given it back: its values from before the pause were flushed over the new owner's
+    (test_paused_worker: holds of confirmed orders put back in the stock)."""
+    app = faust.App(
+        "write-back-rebalance",
+        broker=broker_urls("kafka://127.0.0.1:1"),
+        store="memory://",
+        Table=write_back.Table,
+        TableManager=TableManager,
+    )
+    table = cast(Any, app.Table("stock", key_type=bytes, value_type=bytes))
+    for partition, key in ((0, b"sku-0"), (1, b"sku-1")):
+        token = processing(app, partition)
+        try:
+            table[key] = b"held"
+        finally:
+            _current_event.reset(token)
+    rebalanced: list[bool] = []
+
+    async def faust_on_rebalance(*args: Any, **kwargs: Any) -> None:
+        rebalanced.append(True)  # Faust's: the recovery restores them from their changelogs
+
+    monkeypatch.setattr(faust_manager.TableManager, "on_rebalance", faust_on_rebalance)
+    changelog = table.changelog_topic.get_topic_name()
+    kept = {TP(changelog, 0), TP(changelog, 1)}
+    # When a rebalance keeps partition 0 and gives partition 1 back (revoked, then assigned)
+    await cast(Any, app.tables).on_rebalance(kept, {TP(changelog, 1)}, {TP(changelog, 1)})
+    # Then neither partition's values are kept in memory, and Faust's rebalance still ran
+    assert table.get(b"sku-0") is None and table.get(b"sku-1") is None
+    assert table.pending_writes() == 0 and rebalanced == [True]
 
 
 def test_a_value_set_outside_a_record_is_refused(app: faust.App) -> None:

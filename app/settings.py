@@ -106,11 +106,10 @@ class Settings(BaseSettings):
     saga_max_open: int = 1000
 
     # --- payment -------------------------------------------------------------
-    # "agent": the payment agent charges, from payment requests (a slow gateway holds up only
-    # that agent); "inline": the saga charges in its own step (same key, same partition: one hop
-    # and ~3 Kafka records fewer per order). Inline is opt-in until its exactly-once run of the
-    # paused-worker test is understood (docs/performance.md).
-    payment_mode: Literal["inline", "agent"] = "agent"
+    # "inline": the saga charges in its own step (same key, same partition: one hop and ~4.5
+    # Kafka records fewer per order); "agent": the payment agent charges, from payment requests
+    # (for a gateway so slow that it must hold up only that agent, not the saga's partitions).
+    payment_mode: Literal["inline", "agent"] = "inline"
     payment_limit_per_order: float = 1000.0  # simulated gateway declines above this amount
     payment_declined_customers: str = ""  # comma-separated customer ids always declined
     payment_transient_failure_rate: float = 0.0  # share of attempts failing transiently

@@ -24,17 +24,17 @@ def _subscribed(agent_names: list[str]) -> set[str]:
     return names
 
 
-def test_the_inputs_are_what_the_agents_subscribe_to_with_the_payment_agent() -> None:
+def test_the_inputs_are_what_the_agents_the_worker_runs_subscribe_to() -> None:
     specs = registry(settings)
-    assert settings.payment_mode == "agent"
-    assert _subscribed(list(app.agents)) == {specs[r].name for r in input_roles(settings)}
+    runs = [n for n in app.agents if not (settings.payment_mode == "inline" and n == "payment")]
+    assert _subscribed(runs) == {specs[r].name for r in input_roles(settings)}
 
 
-def test_with_inline_payment_the_payment_topics_are_nobodys_input() -> None:
-    inline = Settings(payment_mode="inline")
-    specs = registry(inline)
-    # The saga's subscription without payment events, and no payment agent
-    others = [n for n in app.agents if n not in ("payment", "saga")]
-    expected = _subscribed(others) | {specs[r].name for r in ("inventory_events", "saga_timeouts")}
-    assert {specs[r].name for r in input_roles(inline)} == expected
-    assert not {"payment_requests", "payment_events"} & set(input_roles(inline))
+def test_only_the_payment_agent_mode_reads_the_payment_topics() -> None:
+    inline, agent = Settings(payment_mode="inline"), Settings(payment_mode="agent")
+    specs = registry(agent)
+    payment_topics = {"payment_requests", "payment_events"}
+    assert set(input_roles(agent)) - set(input_roles(inline)) == payment_topics
+    assert not payment_topics & set(input_roles(inline))
+    # The payment agent reads the requests; the saga (agent mode) reads the payment events
+    assert _subscribed(["payment"]) == {specs["payment_requests"].name}

@@ -1,4 +1,6 @@
-"""Inventory agent: reserve / release / commit holds and apply stock adjustments, per product."""
+"""Inventory agent: reserve / release / commit holds and apply stock adjustments, per product;
+a commit that sells an order's hold also records the sale (read model `product_sales`, keyed by
+product like the stock: the same partition, the same step)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 from app import metrics
 from app.application import app, publish, topic
 from app.deadletter import guarded
-from app.domain import inventory
+from app.domain import inventory, projections
 from app.domain.common import already_applied, stamp
 from app.events import CommitStock, Event, InventoryInput, ReserveStock, decode
 from app.repartition import rehomed
@@ -16,6 +18,7 @@ from app.topics import accepted_types
 from app.tracing import traced
 from tables.committed_holds import mark_committed, was_committed
 from tables.inventory import get_stock, put_stock
+from tables.product_sales import get_sales, put_sales
 
 ACCEPT = accepted_types("inventory_requests", "stock_adjustments")
 
@@ -32,8 +35,12 @@ async def _handle(event: Any) -> None:
     cmd: InventoryInput = decode(event.value, ACCEPT)  # type: ignore[assignment]
     if await rehomed(event, cmd):  # placed by another partitioner: applied where it belongs
         return
+    # The stock is written last: a step that failed half-way (retried in place) or whose
+    # writes were partly lost comes again through the rules, not as a redelivery.
     stock = get_stock(cmd.data.productId)
     if stock is not None and already_applied(stock.applied, msg.topic, msg.offset):
+        if isinstance(cmd, CommitStock):
+            _committed(cmd, msg, sold=False)
         put_stock(stock)  # its changelog write may have been lost (not committed over)
         emit: list[Event] = list(inventory.redelivered(stock, cmd))
         metrics.duplicate_dropped("inventory")
@@ -43,13 +50,28 @@ async def _handle(event: Any) -> None:
         )
         decision = inventory.apply(stock, cmd, committed)
         metrics.inventory_decided(decision)
+        if isinstance(cmd, CommitStock):
+            _committed(cmd, msg, sold=decision.state is not None)
         if decision.state is not None:
             put_stock(stamp(decision.state, msg.topic, msg.offset))
         emit = decision.emit
-    if isinstance(cmd, CommitStock):
-        # Only a confirmed order is committed, and it never needs a hold again: marked whether
-        # this commit sold the hold or found it sold (again after a redelivery: its changelog
-        # write may have been lost).
-        mark_committed(cmd.data.productId, cmd.data.orderId)
     for out in emit:
         await publish(out)
+
+
+def _committed(cmd: CommitStock, msg: Any, *, sold: bool) -> None:
+    """Mark the order's hold committed (its changelog write may have been lost before) and
+    record the sale if this very record sold the hold (`sold`: it did now; a redelivery or a
+    step done again knows it from the marker). The sale's own watermark drops it if it was
+    recorded before, so a sale is recorded once however often its commit comes."""
+    line = cmd.data
+    seller = mark_committed(line.productId, line.orderId, msg.offset if sold else None)
+    if seller != msg.offset:  # sold by another commit, or by none
+        return
+    before = get_sales(line.productId)
+    decision = projections.record_sale(before, projections.sale_of(cmd), msg.topic, msg.offset)
+    if decision.duplicate:
+        metrics.duplicate_dropped("projections")  # a read model's repeat
+    sales = decision.state or before
+    if sales is not None:
+        put_sales(sales)  # again when a duplicate: its changelog write may have been lost

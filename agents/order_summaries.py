@@ -1,5 +1,6 @@
-"""Order summaries: the first outcome of each order becomes its summary, fanned out by customer
-and by product so each read model is updated on the worker that owns its key."""
+"""Order summaries: the first outcome of each order becomes its summary, relayed by customer so
+the customer's history is updated on the worker that owns its key. (Sales per product are
+recorded by the inventory agent, when a commit sells the order's hold.)"""
 
 from __future__ import annotations
 
@@ -37,11 +38,9 @@ async def _handle(event: Any) -> None:
     if stored is not None and stored.origin != origin:  # the saga announced it again: once
         metrics.duplicate_dropped("projections")
         return
-    # New, or the record that made the summary redelivered (its sends may be lost): (re)send,
-    # the read models drop repeats; stored only once sent, so a failed send leaves no trace.
+    # New, or the record that made the summary redelivered (its send may be lost): (re)send,
+    # the history drops repeats; stored only once sent, so a failed send leaves no trace.
     summary = stored or projections.summarize(outcome, origin)
     headers = {ORIGIN_HEADER: origin.header()}
     await relay("status_by_customer", summary.customerId, outcome, event.value, headers)
-    for line in summary.sold():
-        await relay("status_by_product", line.productId, outcome, event.value, headers)
     put_summary(summary)  # again when redelivered: its changelog write may have been lost

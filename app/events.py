@@ -111,6 +111,10 @@ class StockLine(_Model):
     orderId: Id
     productId: Id
     quantity: Quantity
+    # The line's unit price (as OrderPlaced items'), set on CommitStock: the inventory records
+    # the sale when the commit sells the hold. A commit without it (sent before it existed)
+    # counts its units and order with revenue 0. Reserve and release leave it out.
+    price: Money | None = None
 
 
 class ReserveStock(_Envelope):

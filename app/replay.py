@@ -1,6 +1,8 @@
 """`orderstream replay`: rebuild the read models (order summaries, customer histories, hourly
-sales per product) from the beginning of the order-status topic, with the same pure rules the
-projection agents use, and compare them with the live read models.
+sales per product) from the beginning of their topics, with the same pure rules the agents
+use, and compare them with the live read models. Summaries and histories come from the order
+outcomes (order-status); sales from the commits (inventory-requests): the commit that sells an
+order's hold records its sale.
 
 The rebuild is a fold in this process's memory: it joins no consumer group and writes no topic,
 so it cannot disturb the running workers, and it shows exactly what the rules make of the log.
@@ -30,27 +32,32 @@ from app.domain.projections import (
     record_order,
     record_sale,
     relisted,
+    sale_of,
     summarize,
 )
 from app.errors import EventError
-from app.events import StatusEvent, decode
+from app.events import CommitStock, StatusEvent, decode
 from app.kafka_auth import client_options
+from app.repartition import entity_key, misplaced
 from app.settings import Settings
-from app.topics import accepted_types, changelog_topic, registry
+from app.topics import TopicSpec, accepted_types, changelog_topic, registry
 from app.verify import partitions_of, read_topic
 
 ACCEPT = accepted_types("order_status")
+ACCEPT_COMMANDS = accepted_types("inventory_requests")
 MODELS = ("order_summaries", "customer_orders", "product_sales")  # the tables, by name
 
 
 @dataclass
 class ReadModels:
-    """Every read model, by key; `apply` is what the three projection agents do together."""
+    """Every read model, by key: `apply` is what the order summary and customer history agents
+    do with an outcome, `apply_commit` what the inventory agent does for the sales."""
 
     summaries: dict[str, OrderSummary] = field(default_factory=dict)
     customers: dict[str, CustomerOrders] = field(default_factory=dict)
     listed: dict[str, OrderSummary] = field(default_factory=dict)  # by history_key
     sales: dict[str, ProductSales] = field(default_factory=dict)
+    committed: set[tuple[str, str]] = field(default_factory=set)  # (productId, orderId)
 
     def apply(self, outcome: StatusEvent, origin: Origin) -> None:
         if outcome.data.orderId in self.summaries:  # the saga announced it again
@@ -66,10 +73,18 @@ class ReadModels:
             for order_id in dropped:
                 self.listed.pop(history_key(summary.customerId, order_id), None)
             self.customers[summary.customerId] = history
-        for line in summary.sold():
-            sales = record_sale(self.sales.get(line.productId), summary, line.productId).state
-            if sales is not None:
-                self.sales[line.productId] = sales
+
+    def apply_commit(self, cmd: CommitStock, topic: str, offset: int) -> None:
+        """A commit at `offset` of `topic`, in its product's partition. The replay has no stock
+        levels: the first commit of an order's line is the one that sold its hold (the saga
+        commits a line only once it is reserved; a commit re-sent later finds it sold)."""
+        line = (cmd.data.productId, cmd.data.orderId)
+        if line in self.committed:
+            return
+        self.committed.add(line)
+        sales = record_sale(self.sales.get(line[0]), sale_of(cmd), topic, offset).state
+        if sales is not None:
+            self.sales[line[0]] = sales
 
     def views(self) -> dict[str, dict[str, Any]]:
         """What readers see, by model and key (without the watermarks, which are bookkeeping)."""
@@ -111,10 +126,12 @@ async def rebuild(
     report: Callable[[Progress], None] | None = None,
     every_s: float = 1.0,
 ) -> tuple[ReadModels, Progress]:
-    """Fold order-status from its first record to its end at the start of the call (records
-    after `until`, by Kafka timestamp, are left out: the read models as they were then)."""
+    """Fold order-status and inventory-requests from their first records to their ends at the
+    start of the call (records after `until`, by Kafka timestamp, are left out: the read models
+    as they were then)."""
     models = ReadModels()
-    name = registry(settings)["order_status"].name
+    specs = registry(settings)
+    outcomes, commands = specs["order_status"], specs["inventory_requests"]
     until_ms = int(until.timestamp() * 1000) if until else None
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
@@ -125,7 +142,11 @@ async def rebuild(
     )
     await consumer.start()
     try:
-        tps = [TopicPartition(name, p) for p in sorted(await partitions_of(consumer, name))]
+        tps = [
+            TopicPartition(spec.name, p)
+            for spec in (outcomes, commands)
+            for p in sorted(await partitions_of(consumer, spec.name))
+        ]
         consumer.assign(tps)
         start, end = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
         progress = Progress(0, sum(end[tp] - start[tp] for tp in tps), 0)
@@ -137,6 +158,9 @@ async def rebuild(
                 for rec in _before(records, end[tp]):
                     progress.done += 1
                     if until_ms is not None and rec.timestamp > until_ms:
+                        continue
+                    if tp.topic == commands.name:
+                        _commit(models, commands, rec, progress)
                         continue
                     try:
                         outcome: StatusEvent = decode(rec.value, ACCEPT)  # type: ignore[assignment]
@@ -155,6 +179,20 @@ async def rebuild(
         return models, progress
     finally:
         await consumer.stop()
+
+
+def _commit(models: ReadModels, spec: TopicSpec, rec: Any, progress: Progress) -> None:
+    """An inventory request: a commit counts where the inventory agent applies it, on its
+    product's partition (a copy placed elsewhere by another partitioner is re-published there
+    by the agent, and applied as that copy)."""
+    try:
+        cmd = decode(rec.value, ACCEPT_COMMANDS)
+    except EventError:  # a dead letter for the live agent too
+        progress.skipped += 1
+        return
+    key = entity_key(spec, cmd)
+    if isinstance(cmd, CommitStock) and key is not None and not misplaced(rec, spec, key):
+        models.apply_commit(cmd, rec.topic, rec.offset)
 
 
 def _before(records: list[Any], end: int) -> Iterator[Any]:

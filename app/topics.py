@@ -124,20 +124,11 @@ def registry(settings: Settings) -> dict[str, TopicSpec]:
         TopicSpec(
             "order_status", prefix + "order-status", "orderId", "saga", p, rf, log(7 * DAY_MS)
         ),
-        # Outcomes re-keyed for the read models, so each is co-partitioned with its table.
+        # Outcomes re-keyed by customer, co-partitioned with the customer history table.
         TopicSpec(
             "status_by_customer",
             prefix + "order-status-by-customer",
             "customerId",
-            "order summaries projection",
-            p,
-            rf,
-            log(7 * DAY_MS),
-        ),
-        TopicSpec(
-            "status_by_product",
-            prefix + "order-status-by-product",
-            "productId",
             "order summaries projection",
             p,
             rf,
@@ -219,7 +210,6 @@ _INPUTS = (
     "saga_timeouts",
     "order_status",
     "status_by_customer",
-    "status_by_product",
 )
 _PAYMENT_INPUTS = ("payment_requests", "payment_events")
 

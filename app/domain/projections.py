@@ -1,11 +1,14 @@
-"""Read models (CQRS) built from the order outcomes, apart from the saga's own state: a summary
-per order, a customer's order history, and sales per product per hour (tumbling windows).
+"""Read models (CQRS), apart from the saga's own state: a summary per order and a customer's
+order history, built from the order outcomes, and sales per product per hour (tumbling windows),
+recorded by the inventory when a commit sells an order's hold.
 
 The same rules serve the live agents and `orderstream replay`, so a rebuild from the log gives
 the same state. Each outcome is identified by its origin, the order-status partition and offset
-it sits at; the read models keep per-origin-partition watermarks, so a re-sent outcome is applied
-once. Every rule is commutative across partitions (sums, top-N by a total order, event time), so
-any interleaving of partitions, live or replayed, ends in the same state.
+it sits at; a sale by the inventory-requests topic and offset of the commit that made it. The
+read models keep per-partition (sales: per-topic, a product lives in one partition) watermarks,
+so a re-sent record is applied once. Every rule is commutative across partitions (sums, top-N
+by a total order, event time), so any interleaving of partitions, live or replayed, ends in the
+same state.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.domain.common import Decision, RuleViolation, already_applied, stamp
 from app.errors import EventError
-from app.events import StatusEvent
+from app.events import CommitStock, StatusEvent
 
 HISTORY_LIMIT = 100  # orders listed per customer: the newest by placedAt (the totals count all)
 SALES_RETENTION_H = 7 * 24  # hourly buckets kept per product, back from its newest sale
@@ -72,10 +75,6 @@ class OrderSummary(_Frozen):
     eventId: str
     origin: Origin
 
-    def sold(self) -> list[SummaryLine]:
-        """The lines that count as sales (a confirmed order's)."""
-        return self.lines if self.status == "CONFIRMED" else []
-
 
 class OrderRef(_Frozen):
     orderId: str
@@ -110,6 +109,15 @@ class ProductSales(_Frozen):
     productId: str
     hours: list[HourSales] = Field(default_factory=list)  # oldest first
     applied: dict[str, int] = Field(default_factory=dict)
+
+
+class Sale(_Frozen):
+    """An order line sold: what a commit that sold the order's hold adds to the product's sales."""
+
+    productId: str
+    quantity: int
+    priceCents: int
+    at: datetime  # the commit's timestamp: the hour the sale counts in
 
 
 def cents(amount: float) -> int:
@@ -183,34 +191,43 @@ def relisted(
     return added, sorted(was - now)
 
 
+def sale_of(cmd: CommitStock) -> Sale:
+    """The sale a commit makes when it sells its order's hold. A commit sent before commits
+    carried the price counts its units and its order, with revenue 0."""
+    line = cmd.data
+    price = cents(line.price) if line.price is not None else 0
+    return Sale(
+        productId=line.productId, quantity=line.quantity, priceCents=price, at=cmd.timestamp
+    )
+
+
 def record_sale(
-    sales: ProductSales | None, s: OrderSummary, product: str
+    sales: ProductSales | None, sale: Sale, topic: str, offset: int
 ) -> Decision[ProductSales]:
-    """Add a confirmed order's line for `product` to the product's hour of `s.settledAt`.
+    """Add a sold line to its product's hour of `sale.at`, once: `topic` and `offset` name the
+    commit record that sold it, and a record at or below the watermark is dropped.
 
     Buckets older than SALES_RETENTION_H hours before the newest one are dropped, and a sale
     that old is not added: the result does not depend on the order sales arrive in.
     """
-    key = s.origin.watermark_key
-    if sales is not None and already_applied(sales.applied, key, s.origin.offset):
+    if sales is not None and already_applied(sales.applied, topic, offset):
         return Decision(duplicate=True)
-    line = next((ln for ln in s.sold() if ln.productId == product), None)
-    if line is None:
-        raise RuleViolation("validation", f"order {s.orderId} sold no {product}")
-    sales = sales or ProductSales(productId=product)
-    hour = hour_of(s.settledAt)
+    if sales is not None and sales.productId != sale.productId:
+        raise RuleViolation("validation", f"a sale of {sale.productId} for {sales.productId}")
+    sales = sales or ProductSales(productId=sale.productId)
+    hour = hour_of(sale.at)
     buckets = {b.hour: b for b in sales.hours}
     was = buckets.get(hour, HourSales(hour=hour))
     buckets[hour] = was.model_copy(
         update={
-            "units": was.units + line.quantity,
-            "revenueCents": was.revenueCents + line.quantity * line.priceCents,
+            "units": was.units + sale.quantity,
+            "revenueCents": was.revenueCents + sale.quantity * sale.priceCents,
             "orders": was.orders + 1,
         }
     )
     oldest = max(buckets) - (SALES_RETENTION_H - 1) * HOUR
     kept = [b for h, b in sorted(buckets.items()) if h >= oldest]
-    return Decision(stamp(sales.model_copy(update={"hours": kept}), key, s.origin.offset))
+    return Decision(stamp(sales.model_copy(update={"hours": kept}), topic, offset))
 
 
 # --- what readers see (the HTTP views and the replay's comparison) ---------------------------

@@ -100,13 +100,20 @@ def _stock_commands(
     lines: list[Line],
     cause: str,
 ) -> list[Event]:
-    """One command per line; its id is the same every time, so a re-send is a duplicate."""
+    """One command per line; its id is the same every time, so a re-send is a duplicate. A
+    commit carries the line's price: the inventory records the sale when it sells the hold."""
+    priced = cls is CommitStock
     return [
         cls(
             eventId=event_id(cls.__name__, state.orderId, ln.productId),
             timestamp=utcnow(),
             causationId=cause,
-            data=StockLine(orderId=state.orderId, productId=ln.productId, quantity=ln.quantity),
+            data=StockLine(
+                orderId=state.orderId,
+                productId=ln.productId,
+                quantity=ln.quantity,
+                price=ln.price if priced else None,
+            ),
         )
         for ln in lines
     ]

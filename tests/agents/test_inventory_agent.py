@@ -1,5 +1,7 @@
 """The inventory agent with Faust's test_context: a redelivered record (same offset) is not
-applied again, a new duplicate (new offset) is absorbed by the rules, and a bad one is parked."""
+applied again, a new duplicate (new offset) is absorbed by the rules, and a bad one is parked.
+The commit that sells a hold records the sale once, whichever of the step's writes a crash
+lost before the record came again (the tests choose the offsets and undo writes by hand)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import pytest
 
 import agents.inventory as inventory_agent_module
 from agents.inventory import inventory_agent
+from app.chaos import InjectedStoreError
 from app.events import (
     CommitStock,
     Event,
@@ -19,7 +22,9 @@ from app.events import (
     encode,
     utcnow,
 )
-from tables.inventory import get_stock
+from tables.committed_holds import committed_table
+from tables.inventory import get_stock, stock_table
+from tables.product_sales import get_sales, product_sales_table
 from tests.agents.conftest import capture_publish
 
 pytestmark = pytest.mark.asyncio
@@ -124,3 +129,178 @@ async def test_a_reserve_re_sent_after_its_commit_holds_nothing_and_sells_nothin
         assert stock is not None
         assert (stock.available, stock.held, stock.sold) == (7, 0, 3)
         assert stock.conserved()
+
+
+# --- sales: the commit that sells a hold records the sale, once -------------------------------
+
+
+def commit(order: str, qty: int, sku: str, price: float | None = 2.5) -> bytes:
+    return encode(
+        CommitStock(
+            eventId=f"CommitStock-{order}",
+            timestamp=utcnow(),
+            data=StockLine(orderId=order, productId=sku, quantity=qty, price=price),
+        )
+    )
+
+
+def sales_of(sku: str) -> tuple[int, int, int]:
+    """(units, revenue in cents, orders) of the product, all hours."""
+    sales = get_sales(sku)
+    hours = sales.hours if sales is not None else []
+    return (
+        sum(h.units for h in hours),
+        sum(h.revenueCents for h in hours),
+        sum(h.orders for h in hours),
+    )
+
+
+def stored(table: Any, key: bytes) -> bytes | None:
+    return table.data.get(key)  # type: ignore[no-any-return]
+
+
+def lose(table: Any, key: bytes, kept: bytes | None) -> None:
+    """The table's value back to `kept`: the writes since were lost in a crash (the worker
+    restored the table from a changelog that lacks them)."""
+    if kept is None:
+        table.data.pop(key, None)
+    else:
+        table.data[key] = kept
+
+
+async def sold_once(agent: Any, sku: str, order: str = "o-1") -> tuple[bytes | None, ...]:
+    """Given 10 of `sku`, 3 reserved for the order (offsets 0, 1) and committed at offset 2:
+    return the stock, sales and marker as they were before the commit."""
+    await agent.put(restock(10, sku), key=sku.encode())
+    await agent.put(line_cmd(ReserveStock, order, 3, sku), key=sku.encode())
+    before = (
+        stored(stock_table, sku.encode()),
+        stored(product_sales_table, sku.encode()),
+        stored(committed_table, f"{sku}\x1f{order}".encode()),
+    )
+    assert agent.sent_offset == 2
+    await agent.put(commit(order, 3, sku), key=sku.encode())
+    assert sales_of(sku) == (3, 750, 1)
+    return before
+
+
+async def redeliver_commit(agent: Any, sku: str, offset: int = 2, order: str = "o-1") -> None:
+    agent.sent_offset = offset
+    await agent.put(commit(order, 3, sku), key=sku.encode())
+
+
+def sold_units(sku: str) -> tuple[int, int, int]:
+    stock = get_stock(sku)
+    assert stock is not None and stock.conserved()
+    return stock.available, stock.held, stock.sold
+
+
+async def test_a_commit_that_sells_its_hold_records_the_sale(sent: list[Event]) -> None:
+    async with inventory_agent.test_context() as agent:
+        await sold_once(agent, "SKU-S1")
+
+        # Then the sale counts the line's units, price and order, and the marker names it
+        assert sold_units("SKU-S1") == (7, 0, 3)
+        assert stored(committed_table, b"SKU-S1\x1fo-1") == b"sold@2"
+        sales = get_sales("SKU-S1")
+        assert sales is not None and list(sales.applied.values()) == [2]
+
+
+async def test_a_commit_without_a_price_counts_units_and_the_order(sent: list[Event]) -> None:
+    async with inventory_agent.test_context() as agent:
+        await agent.put(restock(10, "SKU-S2"), key=b"SKU-S2")
+        await agent.put(line_cmd(ReserveStock, "o-1", 3, "SKU-S2"), key=b"SKU-S2")
+        await agent.put(commit("o-1", 3, "SKU-S2", price=None), key=b"SKU-S2")
+
+        assert sales_of("SKU-S2") == (3, 0, 1)
+
+
+@pytest.mark.parametrize(
+    ("lost", "marker"),
+    [
+        (("sales",), b"sold@2"),  # the stock says applied: the marker says this record sold
+        (("stock",), b"sold@2"),  # the hold is back: sold again, the sale's watermark drops it
+        (("stock", "sales"), b"sold@2"),
+        (("stock", "sales", "marker"), b"sold@2"),
+        (("marker",), b"1"),  # the sale was kept; which record sold is not known any more
+    ],
+    ids=lambda v: "+".join(v) if isinstance(v, tuple) else None,
+)
+async def test_a_commit_redelivered_after_a_crash_sells_and_counts_once(
+    sent: list[Event], lost: tuple[str, ...], marker: bytes
+) -> None:
+    sku = "SKU-L-" + "-".join(lost)
+    keys = {"stock": sku.encode(), "sales": sku.encode(), "marker": f"{sku}\x1fo-1".encode()}
+    tables = {"stock": stock_table, "sales": product_sales_table, "marker": committed_table}
+    async with inventory_agent.test_context() as agent:
+        before = dict(zip(("stock", "sales", "marker"), await sold_once(agent, sku), strict=True))
+        # Given a crash that lost these writes of the commit's step, and kept the others
+        for name in lost:
+            lose(tables[name], keys[name], before[name])
+
+        # When the commit is redelivered, twice
+        await redeliver_commit(agent, sku)
+        await redeliver_commit(agent, sku)
+
+        # Then the hold is sold once and the sale counted once
+        assert sold_units(sku) == (7, 0, 3)
+        assert sales_of(sku) == (3, 750, 1)
+        assert stored(committed_table, keys["marker"]) == marker
+
+
+async def test_a_commit_re_sent_for_a_sold_hold_sells_and_counts_nothing(
+    sent: list[Event],
+) -> None:
+    async with inventory_agent.test_context() as agent:
+        await sold_once(agent, "SKU-S6")
+
+        # When the saga sends the commit again (a new record, offset 3), another order holds 1
+        # (offset 4: the stock's watermark passes 3), and offset 3 is redelivered
+        await agent.put(commit("o-1", 3, "SKU-S6"), key=b"SKU-S6")
+        await agent.put(line_cmd(ReserveStock, "o-2", 1, "SKU-S6"), key=b"SKU-S6")
+        await redeliver_commit(agent, "SKU-S6", offset=3)
+
+        # Then nothing is sold or counted again, and the marker still names the first commit
+        assert sold_units("SKU-S6") == (6, 1, 3)
+        assert sales_of("SKU-S6") == (3, 750, 1)
+        assert stored(committed_table, b"SKU-S6\x1fo-1") == b"sold@2"
+
+
+async def test_a_commit_that_finds_no_hold_marks_it_committed_and_counts_nothing(
+    sent: list[Event],
+) -> None:
+    async with inventory_agent.test_context() as agent:
+        await agent.put(restock(10, "SKU-S7"), key=b"SKU-S7")
+        await agent.put(commit("o-9", 3, "SKU-S7"), key=b"SKU-S7")  # never reserved
+        await redeliver_commit(agent, "SKU-S7", offset=1, order="o-9")
+
+        assert sold_units("SKU-S7") == (10, 0, 0)
+        assert sales_of("SKU-S7") == (0, 0, 0)
+        assert stored(committed_table, b"SKU-S7\x1fo-9") == b"1"  # committed, sold by none known
+
+
+async def test_a_commit_whose_step_failed_half_way_is_retried_and_counts_once(
+    sent: list[Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a store that fails the first write of the sale's marker (after none, or some, of
+    # the step's other writes)
+    failures = [InjectedStoreError("disk full")]
+    mark = inventory_agent_module.mark_committed
+
+    def failing_once(*args: Any) -> int | None:
+        if failures:
+            raise failures.pop()
+        return mark(*args)
+
+    monkeypatch.setattr(inventory_agent_module, "mark_committed", failing_once)
+    async with inventory_agent.test_context() as agent:
+        await agent.put(restock(10, "SKU-S8"), key=b"SKU-S8")
+        await agent.put(line_cmd(ReserveStock, "o-1", 3, "SKU-S8"), key=b"SKU-S8")
+        # When the commit's step fails once and is retried in place
+        await agent.put(commit("o-1", 3, "SKU-S8"), key=b"SKU-S8")
+        await agent.put(restock(1, "SKU-S8b"), key=b"SKU-S8b")  # taken once that step is done
+
+        # Then it sold the hold and recorded the sale, once
+        assert not failures
+        assert sold_units("SKU-S8") == (7, 0, 3)
+        assert sales_of("SKU-S8") == (3, 750, 1)

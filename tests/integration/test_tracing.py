@@ -24,10 +24,9 @@ HOPS = {
     "inventory ReserveStock",
     "saga StockReserved",
     "payment PaymentRequested",  # the saga's inline charge (inside "saga StockReserved")
-    "inventory CommitStock",
+    "inventory CommitStock",  # also records the sale (product sales)
     "order-summaries OrderConfirmed",
     "customer-orders OrderConfirmed",
-    "product-sales OrderConfirmed",
 }
 
 

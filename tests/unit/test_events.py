@@ -158,7 +158,10 @@ SAMPLES: dict[type, list[Event]] = {
     ],
     ReserveStock: [ReserveStock(eventId="e-2", timestamp=T, causationId="e-1", data=LINE)],
     ReleaseStock: [ReleaseStock(eventId="e-3", timestamp=T, causationId="e-1", data=LINE)],
-    CommitStock: [CommitStock(eventId="e-4", timestamp=T, data=LINE)],
+    CommitStock: [
+        CommitStock(eventId="e-4", timestamp=T, data=LINE),
+        CommitStock(eventId="e-4p", timestamp=T, data=LINE.model_copy(update={"price": 12.5})),
+    ],
     StockAdjusted: [
         StockAdjusted(
             eventId="e-5",
@@ -248,6 +251,17 @@ def test_every_event_type_survives_encode_then_decode(cls: type) -> None:
         assert type(back) is cls
         assert back == event
         assert encode(back) == raw
+
+
+def test_a_commit_carries_its_price_and_one_without_still_decodes() -> None:
+    priced = decode(encode(SAMPLES[CommitStock][1]), ("CommitStock",))
+    older = b'{"eventId":"e-9","eventType":"CommitStock","timestamp":"2024-08-15T10:30:00Z",'
+    older += b'"data":{"orderId":"o-1","productId":"p-1","quantity":3}}'
+
+    assert isinstance(priced, CommitStock) and priced.data.price == 12.5
+    commit = decode(older, ("CommitStock",))
+    assert isinstance(commit, CommitStock) and commit.data.price is None
+    assert b"price" not in encode(SAMPLES[ReserveStock][0])
 
 
 def test_encode_leaves_out_empty_optional_fields() -> None:

@@ -1,5 +1,6 @@
 """Read-model rules, Given / When / Then: order summaries, customer histories and hourly sales per
-product; idempotent under redelivery and independent of how partitions interleave."""
+product (recorded from the commits that sell); idempotent under redelivery and independent of
+how partitions interleave."""
 
 from __future__ import annotations
 
@@ -20,15 +21,18 @@ from app.domain.projections import (
     ProductSales,
     record_order,
     record_sale,
+    sale_of,
     summarize,
 )
 from app.errors import EventError
 from app.events import (
+    CommitStock,
     OrderCancelled,
     OrderConfirmed,
     OrderItem,
     OrderOutcome,
     StatusEvent,
+    StockLine,
     event_id,
 )
 from app.replay import ReadModels
@@ -63,18 +67,45 @@ def at(partition: int, offset: int) -> Origin:
     return Origin(partition=partition, offset=offset)
 
 
+TOPIC = "inventory-requests"  # where commits come from: the sales watermark's key
+
+
+def commit(
+    order: str = "o-1",
+    product: str = "p-1",
+    quantity: int = 2,
+    price: float | None = 10.0,
+    when: datetime = T,
+) -> CommitStock:
+    """The saga's commit of an order's line (what `outcome`'s items would commit)."""
+    return CommitStock(
+        eventId=event_id("CommitStock", order, product),
+        timestamp=when,
+        data=StockLine(orderId=order, productId=product, quantity=quantity, price=price),
+    )
+
+
+def commits(ev: StatusEvent) -> list[CommitStock]:
+    """The commits the saga sends for an outcome: one per line of a confirmed order."""
+    if ev.data.status != "CONFIRMED":
+        return []
+    return [
+        commit(ev.data.orderId, i.productId, i.quantity, i.price, ev.timestamp)
+        for i in ev.data.items
+    ]
+
+
 # --- summaries -------------------------------------------------------------------------------
 
 
-def test_summary_keeps_money_in_cents_and_only_confirmed_lines_sell() -> None:
+def test_summary_keeps_money_in_cents() -> None:
     s = summarize(outcome(), at(0, 7))
 
     assert (s.totalCents, s.settledAt, s.origin) == (2550, T, at(0, 7))
-    assert [(ln.productId, ln.quantity, ln.priceCents) for ln in s.sold()] == [
+    assert [(ln.productId, ln.quantity, ln.priceCents) for ln in s.lines] == [
         ("p-1", 2, 1000),
         ("p-2", 1, 550),
     ]
-    assert summarize(outcome(status="CANCELLED"), at(0, 8)).sold() == []
 
 
 def test_origin_travels_in_a_header() -> None:
@@ -176,58 +207,68 @@ def test_a_repeat_from_another_origin_lists_nothing_new() -> None:
 # --- sales per product per hour --------------------------------------------------------------
 
 
-def test_sale_lands_in_the_hour_it_was_confirmed() -> None:
-    s = summarize(outcome(), at(0, 1))
+def sold(c: CommitStock, offset: int, sales: ProductSales | None = None) -> ProductSales:
+    """The sales after the commit at `offset` sold its hold."""
+    after = record_sale(sales, sale_of(c), TOPIC, offset).state
+    assert after is not None
+    return after
 
-    sales = record_sale(None, s, "p-1").state
 
-    assert sales is not None
+def test_sale_lands_in_the_hour_it_was_committed() -> None:
+    sales = sold(commit(), 1)
+
     assert [(b.hour, b.units, b.revenueCents, b.orders) for b in sales.hours] == [
         (datetime(2026, 11, 26, 10, tzinfo=UTC), 2, 2000, 1)
     ]
+    assert (sales.productId, sales.applied) == ("p-1", {TOPIC: 1})
 
 
 def test_sales_of_one_hour_add_up_and_the_next_hour_opens_a_window() -> None:
     sales: ProductSales | None = None
     for n, when in enumerate([T, T + timedelta(minutes=30), T + timedelta(hours=1)]):
-        sales = record_sale(sales, summarize(outcome(f"o-{n}", at=when), at(0, n)), "p-2").state
+        sales = sold(commit(f"o-{n}", "p-2", 1, 5.5, when), n, sales)
     assert sales is not None
     assert [(b.hour.hour, b.units, b.orders) for b in sales.hours] == [(10, 2, 2), (11, 1, 1)]
 
 
-def test_redelivered_sale_is_counted_once() -> None:
-    s = summarize(outcome(), at(2, 40))
-    once = record_sale(None, s, "p-1").state
+def test_a_commit_without_a_price_counts_units_and_the_order_not_revenue() -> None:
+    sales = sold(commit(price=None), 1)
 
-    again = record_sale(once, s, "p-1")
+    assert [(b.units, b.revenueCents, b.orders) for b in sales.hours] == [(2, 0, 1)]
+
+
+def test_redelivered_commit_is_counted_once() -> None:
+    once = sold(commit(), 40)
+
+    again = record_sale(once, sale_of(commit()), TOPIC, 40)
+    earlier = record_sale(once, sale_of(commit("o-2")), TOPIC, 39)
 
     assert again.duplicate and again.state is None
+    assert earlier.duplicate and earlier.state is None
 
 
 def test_windows_older_than_the_retention_are_dropped_and_not_reopened() -> None:
-    old = summarize(outcome("o-old", at=T), at(0, 1))
-    new = summarize(outcome("o-new", at=T + timedelta(hours=SALES_RETENTION_H)), at(0, 2))
-    late = summarize(outcome("o-late", at=T + timedelta(minutes=1)), at(1, 1))
+    old = commit("o-old", when=T)
+    new = commit("o-new", when=T + timedelta(hours=SALES_RETENTION_H))
+    late = commit("o-late", when=T + timedelta(minutes=1))
 
-    sales = record_sale(record_sale(None, old, "p-1").state, new, "p-1").state
-    after_late = record_sale(sales, late, "p-1").state
+    sales = sold(new, 2, sold(old, 1))
+    after_late = sold(late, 3, sales)
 
-    assert sales is not None and after_late is not None
     assert [b.units for b in sales.hours] == [2]
-    assert after_late.hours == sales.hours and after_late.applied == {"p0": 2, "p1": 1}
+    assert after_late.hours == sales.hours and after_late.applied == {TOPIC: 3}
 
 
-def test_sale_for_a_product_the_order_did_not_sell_is_refused() -> None:
-    with pytest.raises(RuleViolation, match="sold no p-9"):
-        record_sale(None, summarize(outcome(), at(0, 1)), "p-9")
+def test_sale_of_another_product_is_refused() -> None:
+    with pytest.raises(RuleViolation, match="a sale of p-9 for p-1"):
+        record_sale(sold(commit(), 1), sale_of(commit(product="p-9")), TOPIC, 2)
 
 
 # --- views -----------------------------------------------------------------------------------
 
 
 def test_sales_view_fills_the_hours_without_sales() -> None:
-    sales = record_sale(None, summarize(outcome(), at(0, 1)), "p-1").state
-    assert sales is not None
+    sales = sold(commit(), 1)
 
     view = projections.sales_view(sales, T + timedelta(hours=2), hours=3)
 
@@ -253,15 +294,21 @@ def test_customer_view_shows_amounts_in_currency_units() -> None:
 # --- any interleaving of partitions gives the same read models --------------------------------
 
 
-def partition_logs(seed: int, orders: int) -> list[list[tuple[StatusEvent, Origin]]]:
-    """Outcomes spread over 3 order-status partitions, some announced twice by the saga."""
+Log = list[tuple[StatusEvent | CommitStock, int]]  # (record, offset) of one partition
+SKUS = ("a", "b", "c", "d")
+
+
+def partition_logs(seed: int, orders: int) -> list[Log]:
+    """Outcomes spread over 3 order-status partitions, some announced twice by the saga, and the
+    commits of the confirmed ones over 3 inventory-requests partitions by product, some re-sent
+    by the saga (a later record of the same commit)."""
     rng = random.Random(seed)
-    logs: list[list[tuple[StatusEvent, Origin]]] = [[], [], []]
+    logs: list[Log] = [[] for _ in range(6)]
     for n in range(orders):
         p = rng.randrange(3)
         items = tuple(
             (sku, rng.randint(1, 3), rng.choice([1.99, 10.0, 0.1]))
-            for sku in rng.sample(["a", "b", "c", "d"], rng.randint(1, 3))
+            for sku in rng.sample(SKUS, rng.randint(1, 3))
         )
         ev = outcome(
             f"o-{n}",
@@ -271,20 +318,31 @@ def partition_logs(seed: int, orders: int) -> list[list[tuple[StatusEvent, Origi
             at=T + timedelta(minutes=rng.randint(0, 300)),
         )
         for _ in range(rng.choice([1, 1, 2])):
-            logs[p].append((ev, at(p, len(logs[p]))))
+            logs[p].append((ev, len(logs[p])))
+        for c in commits(ev):
+            q = 3 + SKUS.index(c.data.productId) % 3
+            for _ in range(rng.choice([1, 1, 2])):
+                logs[q].append((c, len(logs[q])))
     return logs
 
 
-def interleave(logs: list[list[tuple[StatusEvent, Origin]]], seed: int) -> ReadModels:
+def interleave(logs: list[Log], seed: int) -> ReadModels:
     """Apply the partitions in a random interleaving (each in its own order), redelivering
     some records as a consumer does after a crash."""
     rng, models = random.Random(seed), ReadModels()
+
+    def apply(record: StatusEvent | CommitStock, offset: int, p: int) -> None:
+        if isinstance(record, CommitStock):
+            models.apply_commit(record, TOPIC, offset)
+        else:
+            models.apply(record, at(p, offset))
+
     cursors = [0] * len(logs)
     while any(c < len(log) for c, log in zip(cursors, logs, strict=True)):
         p = rng.choice([i for i, log in enumerate(logs) if cursors[i] < len(log)])
-        models.apply(*logs[p][cursors[p]])
+        apply(*logs[p][cursors[p]], p)
         if rng.random() < 0.2:
-            models.apply(*logs[p][cursors[p]])
+            apply(*logs[p][cursors[p]], p)
         cursors[p] += 1
     return models
 
@@ -294,4 +352,11 @@ def interleave(logs: list[list[tuple[StatusEvent, Origin]]], seed: int) -> ReadM
 def test_read_models_do_not_depend_on_partition_interleaving(log_seed: int, a: int, b: int) -> None:
     logs = partition_logs(log_seed, orders=40)
 
-    assert interleave(logs, a).views() == interleave(logs, b).views()
+    one = interleave(logs, a)
+
+    assert one.views() == interleave(logs, b).views()
+    confirmed = [ev for log in logs[:3] for ev, _ in log if ev.eventType == "OrderConfirmed"]
+    units = sum(
+        i.quantity for ev in {e.eventId: e for e in confirmed}.values() for i in ev.data.items
+    )
+    assert sum(h.units for s in one.sales.values() for h in s.hours) == units

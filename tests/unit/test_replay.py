@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from app.domain.projections import HISTORY_LIMIT, Origin
 from app.replay import ReadModels, diff
-from tests.unit.test_projection_rules import outcome
+from tests.unit.test_projection_rules import TOPIC, commit, commits, outcome
 
 
 def models(*orders: str) -> ReadModels:
+    """The read models after each order's outcome and its commits (one partition each)."""
     rebuilt = ReadModels()
+    offset = 0
     for n, order in enumerate(orders):
-        rebuilt.apply(outcome(order), Origin(partition=0, offset=n))
+        ev = outcome(order)
+        rebuilt.apply(ev, Origin(partition=0, offset=n))
+        for c in commits(ev):
+            rebuilt.apply_commit(c, TOPIC, offset)
+            offset += 1
     return rebuilt
 
 
@@ -23,6 +29,16 @@ def test_a_saga_repeat_is_applied_once() -> None:
     twice = models("o-1", "o-1")
 
     assert twice.customers["c-1"].placed == 1 and twice.sales["p-1"].hours[0].units == 2
+
+
+def test_the_first_commit_of_a_line_sells_it_and_a_re_sent_one_does_not() -> None:
+    rebuilt = models("o-1")
+    before = rebuilt.sales["p-1"]
+
+    rebuilt.apply_commit(commit("o-1", "p-1"), TOPIC, 99)  # the saga sent it again, later
+
+    assert rebuilt.sales["p-1"] == before
+    assert (before.hours[0].units, before.hours[0].revenueCents) == (2, 2000)
 
 
 def test_watermarks_are_not_compared() -> None:

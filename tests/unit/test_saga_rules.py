@@ -273,7 +273,8 @@ def test_payment_succeeded_commits_every_line_and_confirms() -> None:
         ("CommitStock", "inventory_requests", "p-2", event_id("CommitStock", ORDER, "p-2")),
         ("OrderConfirmed", "order_status", ORDER, event_id("OrderConfirmed", ORDER)),
     ]
-    assert [e.data.quantity for e in decision.emit if isinstance(e, CommitStock)] == [2, 1]
+    commits = [e.data for e in decision.emit if isinstance(e, CommitStock)]
+    assert [(c.quantity, c.price) for c in commits] == [(2, 1.0), (1, 1.0)]  # sales need the price
     outcome = decision.emit[-1]
     assert isinstance(outcome, OrderConfirmed)
     assert outcome.data.status == "CONFIRMED"
@@ -365,6 +366,7 @@ def test_rejection_of_the_second_item_releases_the_first() -> None:
     ]
     release = decision.emit[0]
     assert isinstance(release, ReleaseStock) and release.data.quantity == 2
+    assert release.data.price is None  # only a commit carries the price
     assert isinstance(decision.emit[1], OrderRejected)
     assert decision.emit[1].data.reason == "out_of_stock: p-2"
 

@@ -12,6 +12,7 @@ import pytest
 import agents.saga as saga_module
 from agents.saga import saga_agent
 from app import payment_service
+from app.domain.saga import timeout_event
 from app.events import (
     CommitStock,
     Event,
@@ -137,3 +138,30 @@ async def test_a_declined_charge_cancels_and_releases(
             ReleaseStock,
             OrderCancelled,
         ]
+
+
+async def test_an_order_left_waiting_for_the_payment_agent_is_charged_at_its_deadline(
+    gateway: LedgerGateway, sent: list[Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker switched from agent to inline payment: an order whose payment request went to
+    the payment agent (nobody reads it any more) is charged by the saga when its deadline
+    re-drives it, and settles."""
+    async with saga_agent.test_context() as agent:
+        # Given an order reserved by an agent-mode saga: PAYING, its request sent
+        monkeypatch.setattr(saga_module, "INLINE", False)
+        await agent.put(placed("si-3", 40.0, "A"), key=b"si-3")
+        await agent.put(reserved("si-3", "A"), key=b"si-3")
+        state = get_order("si-3")
+        assert state is not None and state.status == "PAYING" and gateway.calls == []
+        assert kinds(sent) == ["ReserveStock", "PaymentRequested"]
+        # When the worker runs inline and the order's deadline passes
+        sent.clear()
+        monkeypatch.setattr(saga_module, "INLINE", True)
+        later = state.deadline + 1.0
+        monkeypatch.setattr(saga_module.time, "time", lambda: later)
+        await agent.put(encode(timeout_event("si-3", "PAYING", state.deadline)), key=b"si-3")
+        # Then the saga charged the gateway once and the order is confirmed
+        assert gateway.calls == ["si-3"]
+        settled = get_order("si-3")
+        assert settled is not None and settled.status == "CONFIRMED"
+        assert kinds(sent) == ["PaymentSucceeded", "CommitStock", "OrderConfirmed"]

@@ -1,6 +1,6 @@
-"""Payment agent (`payment_mode="agent"`, the default): charge each order at most once
-through the gateway, from the saga's payment requests. With inline payment the saga charges in
-its own step and this agent does not run."""
+"""Payment agent (`payment_mode="agent"`): charge each order at most once through the gateway,
+from the saga's payment requests. With inline payment (the default) the saga charges in its own
+step and this agent does not run."""
 
 from __future__ import annotations
 

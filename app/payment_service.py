@@ -1,8 +1,8 @@
 """Charging an order through the payment gateway: at most one charge per order (the order id is
 the gateway's idempotency key), transient errors retried with backoff. Used by the saga, which
-charges in its own step (`payment_mode="inline"`), and by the payment agent
-(`payment_mode="agent"`, the default), for a gateway slow enough that it must not hold up a
-saga partition."""
+charges in its own step (`payment_mode="inline"`, the default), and by the payment agent
+(`payment_mode="agent"`), for a gateway slow enough that it must not hold up a saga
+partition."""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from app.events import Event
-from app.faust_ext.consumer import Consumer
+from orderstream.contracts.events import Event
+from orderstream.faust_ext.consumer import Consumer
 
 
 @pytest.fixture(autouse=True)

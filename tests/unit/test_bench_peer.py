@@ -9,11 +9,11 @@ from typing import Any
 
 import orjson
 
-from app.domain import inventory
-from app.domain.inventory import ProductStock
-from app.events import decode
 from bench.peer import build_peer_input, expected_outcomes, outcome
 from bench.quix_inventory import apply_command
+from orderstream.contracts.events import decode
+from orderstream.domain import inventory
+from orderstream.domain.inventory import ProductStock
 
 
 @dataclass

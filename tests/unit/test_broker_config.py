@@ -1,4 +1,4 @@
-"""Unit tests of app/broker.py that need neither Kafka nor a JVM."""
+"""Unit tests of devtools/broker.py that need neither Kafka nor a JVM."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from app import broker as broker_mod
-from app.broker import LocalBroker, find_java, parse_java_version, port_in_use
-from app.errors import BrokerError, ConfigError
-from app.local_cluster import LocalCluster, PartitionState
-from app.settings import Settings
+from devtools import broker as broker_mod
+from devtools.broker import LocalBroker, find_java, parse_java_version, port_in_use
+from devtools.local_cluster import LocalCluster, PartitionState
+from orderstream.errors import BrokerError, ConfigError
+from orderstream.settings import Settings
 
 
 def free_port() -> int:
@@ -92,7 +92,7 @@ def test_a_single_node_is_its_own_quorum_and_keeps_one_copy(tmp_path: Path) -> N
     assert props["transaction.state.log.replication.factor"] == "1"
 
 
-# --- a cluster of nodes (app/local_cluster.py) --------------------------------------------
+# --- a cluster of nodes (devtools/local_cluster.py) --------------------------------------------
 
 
 def cluster_of_three(tmp_path: Path) -> LocalCluster:
@@ -298,7 +298,7 @@ def test_too_old_java_home_falls_back_to_path(
 
 
 def test_missing_maven_gives_install_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("app.broker.shutil.which", lambda name, *a, **k: None)
+    monkeypatch.setattr("devtools.broker.shutil.which", lambda name, *a, **k: None)
     with pytest.raises(BrokerError, match=r"Maven not found: install Maven 3\.8\+"):
         LocalBroker(make_settings(tmp_path)).ensure_jars()
 
@@ -336,7 +336,7 @@ def test_half_finished_download_is_redone(tmp_path: Path, monkeypatch: pytest.Mo
     broker = LocalBroker(make_settings(tmp_path))
     broker.libs_dir.mkdir(parents=True)
     (broker.libs_dir / "kafka_2.13-4.1.1.jar").touch()  # jar present but no marker
-    monkeypatch.setattr("app.broker.shutil.which", lambda name, *a, **k: None)
+    monkeypatch.setattr("devtools.broker.shutil.which", lambda name, *a, **k: None)
     with pytest.raises(BrokerError, match="Maven not found"):
         broker.ensure_jars()
 

@@ -1,4 +1,5 @@
-"""Which changelog partitions the bulk restore reads, and from where (app/bulk_restore.py)."""
+"""Which changelog partitions the bulk restore reads, and from where
+(orderstream/faust_ext/bulk_restore.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 from aiokafka import TopicPartition
 from faust.types import TP
 
-from app.bulk_restore import Span, behind, spans_behind
+from orderstream.faust_ext.bulk_restore import Span, behind, spans_behind
 
 A, B, C = TP("t", 0), TP("t", 1), TP("t", 2)
 
@@ -37,8 +38,8 @@ def test_records_behind_from_the_start_or_from_where_the_reading_got() -> None:
 def test_tables_not_in_rocksdb_are_left_to_faust() -> None:
     from types import SimpleNamespace
 
-    from app.bulk_restore import catch_up
-    from app.settings import Settings
+    from orderstream.faust_ext.bulk_restore import catch_up
+    from orderstream.settings import Settings
 
     memory_table = SimpleNamespace(data=SimpleNamespace())  # memory:// store: no RocksDB offsets
     recovery = SimpleNamespace(active_highwaters={A: 999}, tp_to_table={A: memory_table})

@@ -13,8 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.errors import EventError, OrderstreamError
-from app.events import (
+from orderstream.contracts.events import (
     ALL_EVENTS,
     MAX_EVENT_BYTES,
     VERSIONS,
@@ -45,6 +44,7 @@ from app.events import (
     decode,
     encode,
 )
+from orderstream.errors import EventError, OrderstreamError
 
 SEED_V1 = (
     b'{"eventType":"OrderPlaced","orderId":"12345","items":[{"productId":"P001","quantity":2}],'
@@ -583,7 +583,7 @@ def test_every_event_type_has_a_version_and_outcomes_are_v3() -> None:
 
 @given(st.lists(st.text(max_size=40), min_size=1, max_size=4))
 def test_event_id_is_the_uuid5_of_the_joined_parts(parts: list[str]) -> None:
-    from app import events
+    from orderstream.contracts import events
 
     expected = uuid.uuid5(events._NAMESPACE, "\x1f".join(parts))
     assert events.event_id(*parts) == str(expected)

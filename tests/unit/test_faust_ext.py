@@ -1,4 +1,4 @@
-"""Our Faust classes (app/faust_ext) inside a real faust.App: selected through Faust's own
+"""Our Faust classes (orderstream/faust_ext) inside a real faust.App: selected through Faust's own
 extension points, and behaving as documented with Faust's real message and consumer types."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import pytest
 from faust.transport.consumer import ConsumerMessage
 from faust.types import TP
 
-from app import faust_ext
-from app.faust_ext import consumer as ext_consumer
-from app.faust_ext import producer as ext_producer
-from app.faust_ext import tables as ext_tables
-from app.faust_ext.transport import Transport, broker_urls
+from orderstream import faust_ext
+from orderstream.faust_ext import consumer as ext_consumer
+from orderstream.faust_ext import producer as ext_producer
+from orderstream.faust_ext import tables as ext_tables
+from orderstream.faust_ext.transport import Transport, broker_urls
 
 T0 = TP("orders", 0)
 

@@ -1,22 +1,22 @@
-"""Fails when faust-streaming code that app/faust_ext overrides or copies changes: review our
-class against the new code, then update the hash in app/faust_ext/OVERRIDES."""
+"""Fails when faust-streaming code that orderstream/faust_ext overrides or copies changes: review
+our class against the new code, then update the hash in orderstream/faust_ext/OVERRIDES."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.faust_ext import OVERRIDES, source_hash
+from orderstream.faust_ext import OVERRIDES, source_hash
 
 
 @pytest.mark.parametrize("ref", sorted(OVERRIDES))
 def test_the_faust_code_we_override_is_unchanged(ref: str) -> None:
     assert source_hash(ref) == OVERRIDES[ref], (
-        f"{ref} changed in the installed faust-streaming: review app/faust_ext against it"
+        f"{ref} changed in the installed faust-streaming: review orderstream/faust_ext against it"
     )
 
 
 def test_every_override_is_listed() -> None:
-    from app.faust_ext import consumer, producer, tables, transactions
+    from orderstream.faust_ext import consumer, producer, tables, transactions
 
     ours = {
         f"{cls.__name__}.{name}"

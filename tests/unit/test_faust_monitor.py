@@ -9,12 +9,12 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
 from prometheus_client import CollectorRegistry, generate_latest
 
-from app.faust_monitor import FastPrometheusMonitor
+from orderstream.faust_ext.monitor import FastPrometheusMonitor
 
 
 class _Owner:
     def __str__(self) -> str:
-        return "agents.saga.saga_agent"
+        return "orderstream.worker.agents.saga.saga_agent"
 
 
 class _Stream:

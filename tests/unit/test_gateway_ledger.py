@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from app.gateway import (
-    Charge,
+from orderstream.domain.payment import Charge
+from orderstream.worker.gateway import (
     GatewayLedger,
     LedgerCall,
     SimulatedGateway,

@@ -10,10 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.domain import inventory
-from app.domain.common import Decision, RuleViolation
-from app.domain.inventory import RECENT_ADJUSTMENTS, ProductStock
-from app.events import (
+from orderstream.contracts.events import (
     CommitStock,
     InventoryInput,
     ReleaseStock,
@@ -25,7 +22,10 @@ from app.events import (
     StockReserved,
     event_id,
 )
-from app.topics import route
+from orderstream.contracts.topics import route
+from orderstream.domain import inventory
+from orderstream.domain.common import Decision, RuleViolation
+from orderstream.domain.inventory import RECENT_ADJUSTMENTS, ProductStock
 
 T = datetime(2024, 8, 15, 10, 30, tzinfo=UTC)
 P = "sku-1"

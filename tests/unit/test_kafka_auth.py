@@ -1,4 +1,5 @@
-"""Kafka security settings (app/kafka_auth.py) and the local broker's SASL mode, without Kafka."""
+"""Kafka security settings (orderstream/kafka/auth.py) and the local broker's SASL mode, without
+Kafka."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types.auth import AuthProtocol, SASLMechanism
 from pydantic import ValidationError
 
-from app.broker import LocalBroker, parse_sasl_users
-from app.errors import BrokerError, ConfigError
-from app.kafka_auth import MASK, broker_credentials, client_options, ssl_context
-from app.settings import Settings
+from devtools.broker import LocalBroker, parse_sasl_users
+from orderstream.errors import BrokerError, ConfigError
+from orderstream.kafka.auth import MASK, broker_credentials, client_options, ssl_context
+from orderstream.settings import Settings
 from tests import tls_certs
 
 PASSWORD = "pw-7f3c1d9e-never-log-me"
@@ -413,12 +414,12 @@ def test_format_failure_masks_the_passwords(
 
 ROOT = Path(__file__).resolve().parents[2]
 # The local broker's readiness probe logs in with its own first SASL user (options=...).
-OWN_LOGIN = {("app/broker.py", "AIOKafkaAdminClient")}
+OWN_LOGIN = {("devtools/broker.py", "AIOKafkaAdminClient")}
 
 
 def _kafka_clients() -> list[tuple[str, str, ast.Call]]:
     found = []
-    for package in ("app", "agents", "tables"):
+    for package in ("orderstream", "devtools"):
         for path in sorted((ROOT / package).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text())):
                 if not isinstance(node, ast.Call):

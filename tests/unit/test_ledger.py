@@ -1,9 +1,9 @@
-"""The record ledger (app/faust_ext/ledger.py): commits move over records processed, whatever
-offsets lie between them, and never over a record that was not processed."""
+"""The record ledger (orderstream/faust_ext/ledger.py): commits move over records processed,
+whatever offsets lie between them, and never over a record that was not processed."""
 
 from __future__ import annotations
 
-from app.faust_ext.ledger import Ledger
+from orderstream.faust_ext.ledger import Ledger
 
 TP = ("orders", 0)
 

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from app.cli import build_parser
-from app.errors import ConfigError
-from app.manifests import (
+from orderstream.contracts.topics import registry
+from orderstream.errors import ConfigError
+from orderstream.ops.cli import build_parser
+from orderstream.ops.manifests import (
     PRODUCTION_MIN_INSYNC_REPLICAS,
     PRODUCTION_REPLICATION_FACTOR,
     production_settings,
@@ -22,12 +23,11 @@ from app.manifests import (
     settings_without_env,
     to_yaml,
 )
-from app.topics import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 COMPOSE = ROOT / "docker-compose.yml"
-REGENERATE = "run python -m app.manifests > deploy/k8s/topics.yaml"
+REGENERATE = "run python -m orderstream.ops.manifests > deploy/k8s/topics.yaml"
 # Written in another change: checked only once they exist.
 MAY_BE_MISSING = {
     "deploy/prometheus/prometheus.yml",
@@ -339,7 +339,7 @@ def test_compose_uses_only_registry_topics_and_one_partition_count(
 ) -> None:
     partitions = set()
     for name, svc in orderstream_services(compose):
-        env = {k: str(v) for k, v in svc["environment"].items()}
+        env = {k: str(v) for k, v in svc["environment"].items() if k.startswith("ORDERSTREAM_")}
         settings = settings_without_env(
             **{k.removeprefix("ORDERSTREAM_").lower(): v for k, v in env.items()}
         )
@@ -358,7 +358,7 @@ def test_dockerfile_is_configured_by_environment_only() -> None:
     assert "ORDERSTREAM_DATADIR=/data" in text
     assert 'VOLUME ["/data"]' in text
     assert "/healthz" in text and "HEALTHCHECK" in text
-    assert 'CMD ["faust", "-A", "app", "worker", "-l", "info"]' in text
+    assert 'CMD ["faust", "-A", "orderstream.worker.app", "worker", "-l", "info"]' in text
     runtime = text.split("AS runtime", 1)[1]
     assert "USER orderstream" in runtime
     assert "build-essential" not in runtime and "gcc" not in runtime

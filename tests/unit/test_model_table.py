@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from app.model_table import ModelTable
+from orderstream.worker.tables.model_table import ModelTable
 
 
 class Thing(BaseModel):

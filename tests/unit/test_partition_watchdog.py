@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from faust.types import TP
 
-from agents import partition_watchdog
-from app.application import app
+from orderstream.worker.app import app
+from orderstream.worker.timers import partition_watchdog
 
 A, B = TP("inventory-requests", 0), TP("payment-requests", 0)
 

@@ -7,7 +7,7 @@ import random
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from app.partitioner import key_hash, partition_for
+from orderstream.kafka.partitioner import key_hash, partition_for
 
 
 def test_it_agrees_with_the_default_partitioner_for_new_and_repeated_keys() -> None:

@@ -7,16 +7,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.domain.payment import PaymentRecord, backoff_s, record, result_event
-from app.events import (
+from orderstream.contracts.events import (
     PaymentFailed,
     PaymentRequestData,
     PaymentRequested,
     PaymentSucceeded,
     event_id,
 )
-from app.gateway import Charge, SimulatedGateway, TransientGatewayError
-from app.topics import route
+from orderstream.contracts.topics import route
+from orderstream.domain.payment import Charge, PaymentRecord, backoff_s, record, result_event
+from orderstream.worker.gateway import SimulatedGateway, TransientGatewayError
 
 T = datetime(2024, 8, 15, 10, 30, tzinfo=UTC)
 

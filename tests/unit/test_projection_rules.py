@@ -11,9 +11,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.domain import projections
-from app.domain.common import RuleViolation
-from app.domain.projections import (
+from orderstream.contracts.events import (
+    CommitStock,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderItem,
+    OrderOutcome,
+    StatusEvent,
+    StockLine,
+    event_id,
+)
+from orderstream.domain import projections
+from orderstream.domain.common import RuleViolation
+from orderstream.domain.projections import (
     HISTORY_LIMIT,
     SALES_RETENTION_H,
     CustomerOrders,
@@ -24,18 +34,8 @@ from app.domain.projections import (
     sale_of,
     summarize,
 )
-from app.errors import EventError
-from app.events import (
-    CommitStock,
-    OrderCancelled,
-    OrderConfirmed,
-    OrderItem,
-    OrderOutcome,
-    StatusEvent,
-    StockLine,
-    event_id,
-)
-from app.replay import ReadModels
+from orderstream.errors import EventError
+from orderstream.ops.replay import ReadModels
 
 T = datetime(2026, 11, 26, 10, 15, tzinfo=UTC)
 

@@ -3,8 +3,8 @@ difference with the live read models is named by model, key and field."""
 
 from __future__ import annotations
 
-from app.domain.projections import HISTORY_LIMIT, Origin
-from app.replay import ReadModels, diff
+from orderstream.domain.projections import HISTORY_LIMIT, Origin
+from orderstream.ops.replay import ReadModels, diff
 from tests.unit.test_projection_rules import TOPIC, commit, commits, outcome
 
 

@@ -20,11 +20,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.domain import inventory, payment, saga
-from app.domain.inventory import ProductStock
-from app.domain.payment import PaymentRecord
-from app.domain.saga import OrderState
-from app.events import (
+from orderstream.contracts.events import (
     Event,
     InventoryInput,
     OrderItem,
@@ -40,8 +36,12 @@ from app.events import (
     decode,
     encode,
 )
-from app.gateway import Charge, SimulatedGateway, TransientGatewayError
-from app.topics import accepted_types, route
+from orderstream.contracts.topics import accepted_types, route
+from orderstream.domain import inventory, payment, saga
+from orderstream.domain.inventory import ProductStock
+from orderstream.domain.payment import Charge, PaymentRecord
+from orderstream.domain.saga import OrderState
+from orderstream.worker.gateway import SimulatedGateway, TransientGatewayError
 
 T0 = 1_700_000_000.0  # the model's clock starts here and ticks one second per delivery
 UNKNOWN = "GHOST"  # never stocked

@@ -8,11 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.domain import saga
-from app.domain.common import RuleViolation
-from app.domain.payment import PaymentRecord
-from app.domain.saga import HISTORY_LIMIT, MAX_REDRIVES, OrderState
-from app.events import (
+from orderstream.contracts.events import (
     CommitStock,
     Event,
     OrderCancelled,
@@ -35,7 +31,11 @@ from app.events import (
     encode,
     event_id,
 )
-from app.topics import route
+from orderstream.contracts.topics import route
+from orderstream.domain import saga
+from orderstream.domain.common import RuleViolation
+from orderstream.domain.payment import PaymentRecord
+from orderstream.domain.saga import HISTORY_LIMIT, MAX_REDRIVES, OrderState
 
 T = datetime(2024, 8, 15, 10, 30, tzinfo=UTC)
 NOW = 1_000.0  # epoch seconds handed to the rules

@@ -10,8 +10,14 @@ from typing import Any
 
 import pytest
 
-from app.schema_compat import RELEASED_DIR, breaking_changes, check, parse_name, release
-from app.schemas import SCHEMA_DIR
+from orderstream.contracts.schema_compat import (
+    RELEASED_DIR,
+    breaking_changes,
+    check,
+    parse_name,
+    release,
+)
+from orderstream.contracts.schemas import SCHEMA_DIR
 
 BASE: dict[str, Any] = {
     "type": "object",
@@ -156,7 +162,8 @@ def test_check_flags_a_changed_released_version_and_an_unreleased_one(tmp_path: 
     problems = check(current, released)
 
     assert problems == [
-        "Other.v1.json is not released: run python -m app.schema_compat --release",
+        "Other.v1.json is not released: "
+        "run python -m orderstream.contracts.schema_compat --release",
         "Thing.v1.json: $.quantity: field removed",
     ]
 

@@ -12,13 +12,14 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
-from app.events import SCHEMA_VERSION, VERSIONS, decode
-from app.schema_compat import RELEASED_DIR, check
-from app.schemas import SCHEMA_DIR, rendered_schemas, write_schemas
+from orderstream.contracts.events import SCHEMA_VERSION, VERSIONS, decode
+from orderstream.contracts.schema_compat import RELEASED_DIR, check
+from orderstream.contracts.schemas import SCHEMA_DIR, rendered_schemas, write_schemas
 
 EXAMPLE_DIR = SCHEMA_DIR / "examples"
 REGENERATE = (
-    "the committed schemas are out of date: run `python -m app.schemas` and commit schemas/"
+    "the committed schemas are out of date: run `python -m orderstream.contracts.schemas` and "
+    "commit schemas/"
 )
 
 # The two message shapes of the seed project, verbatim.

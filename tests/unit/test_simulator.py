@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.simulator import Scenario, build_scenario
+from devtools.simulator import Scenario, build_scenario
 
 
 def _confirmable_served(scenario: Scenario) -> tuple[int, int]:

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
-from app import tracing
-from app.settings import Settings
+from orderstream.observability import tracing
+from orderstream.settings import Settings
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Exactly-once mode (app/faust_ext/transactions.py) inside a real faust.App: each record goes
-into the transaction of the task it was processed for, commits go per task, and a task the
+"""Exactly-once mode (orderstream/faust_ext/transactions.py) inside a real faust.App: each record
+goes into the transaction of the task it was processed for, commits go per task, and a task the
 broker fenced is left to its new owner instead of crashing the worker."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from faust.transport.consumer import ConsumerMessage
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from app.faust_ext import transactions as ext_transactions
-from app.faust_ext.transport import broker_urls
+from orderstream.faust_ext import transactions as ext_transactions
+from orderstream.faust_ext.transport import broker_urls
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The verifier counts records, not sets: a duplicate, a second outcome, a second charge, an
-oversold shelf or an unexplained charge call each shows (app/verify.py, no Kafka needed)."""
+oversold shelf or an unexplained charge call each shows (devtools/verify.py, no Kafka needed)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from typing import Any
 
 import orjson
 
-from app.gateway import CallOutcome, LedgerCall, LedgerReading
-from app.verify import (
+from devtools.verify import (
     RunReport,
     TopicRecords,
     build_report,
@@ -19,6 +18,7 @@ from app.verify import (
     leaked_holds,
     unexplained_charge_calls,
 )
+from orderstream.worker.gateway import CallOutcome, LedgerCall, LedgerReading
 
 
 @dataclass(frozen=True)

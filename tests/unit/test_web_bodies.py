@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from app.errors import EventError
-from app.web import bodies
+from orderstream.errors import EventError
+from orderstream.web import bodies
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 DATA = {"orderId": "o-1", "items": [{"productId": "SKU-1", "quantity": 2}], "totalAmount": 20}

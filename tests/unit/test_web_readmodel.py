@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.domain import saga
-from app.domain.inventory import ProductStock
-from app.domain.payment import PaymentRecord
-from app.events import OrderItem, OrderPlaced, OrderPlacedData, event_id
-from app.web.readmodel import order_history, order_summary, order_view, stock_view
+from orderstream.contracts.events import OrderItem, OrderPlaced, OrderPlacedData, event_id
+from orderstream.domain import saga
+from orderstream.domain.inventory import ProductStock
+from orderstream.domain.payment import PaymentRecord
+from orderstream.web.readmodel import order_history, order_summary, order_view, stock_view
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -9,8 +9,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from app.web.cluster import partition_for
-from app.web.server import json_errors
+from orderstream.web.cluster import partition_for
+from orderstream.web.server import json_errors
 
 
 async def _answers(path: str, method: str = "GET") -> tuple[int, str, Any, dict[str, str]]:

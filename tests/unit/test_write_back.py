@@ -1,4 +1,4 @@
-"""Write-back tables (app/faust_ext/write_back.py) inside a real faust.App: values set while
+"""Write-back tables (orderstream/faust_ext/write_back.py) inside a real faust.App: values set while
 records are processed are read back at once, reach the changelog once per key per cycle (the
 last value), and reach the store only after they were sent; a lost partition's are dropped."""
 
@@ -17,9 +17,9 @@ from faust.tables import manager as faust_manager
 from faust.transport.consumer import ConsumerMessage
 from faust.types import TP
 
-from app.faust_ext import write_back
-from app.faust_ext.tables import TableManager
-from app.faust_ext.transport import broker_urls
+from orderstream.faust_ext import write_back
+from orderstream.faust_ext.tables import TableManager
+from orderstream.faust_ext.transport import broker_urls
 
 
 @pytest.fixture

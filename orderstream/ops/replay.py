@@ -39,9 +39,9 @@ from orderstream.domain.projections import (
 )
 from orderstream.errors import EventError
 from orderstream.kafka.auth import client_options
+from orderstream.kafka.partitioner import entity_key, misplaced
 from orderstream.kafka.reader import partitions_of, read_topic
 from orderstream.settings import Settings
-from orderstream.worker.repartition import entity_key, misplaced
 
 ACCEPT = accepted_types("order_status")
 ACCEPT_COMMANDS = accepted_types("inventory_requests")

@@ -17,7 +17,7 @@ from typing import Any
 
 from orderstream.contracts.events import Event
 from orderstream.contracts.topics import TopicSpec
-from orderstream.kafka.partitioner import key_hash
+from orderstream.kafka.partitioner import entity_key, key_hash, misplaced
 from orderstream.observability import metrics
 
 log = logging.getLogger(__name__)
@@ -29,16 +29,6 @@ def _specs_by_name() -> dict[str, TopicSpec]:
     from orderstream.worker.app import settings
 
     return {spec.name: spec for spec in registry(settings).values()}
-
-
-def entity_key(spec: TopicSpec, event: Event) -> bytes | None:
-    """The key a record of this topic must have: its entity's id (None: no such field)."""
-    value = getattr(event.data, spec.key, None)
-    return None if value is None else str(value).encode()
-
-
-def misplaced(message: Any, spec: TopicSpec, key: bytes) -> bool:
-    return bool(message.key != key or key_hash(key) % spec.partitions != message.partition)
 
 
 async def rehomed(event: Any, decoded: Event) -> bool:

@@ -3,8 +3,8 @@ point `faust.transports`: consumer, producer, transaction manager), and the `Tab
 `Stream` app settings.
 
 Each overrides a few methods of faust-streaming FAUST_VERSION; `check_faust_version` refuses
-any other version at start, and tests/unit/test_faust_ext_drift.py fails when the source of a
-Faust function they override or copy changes (OVERRIDES holds each one's hash)."""
+any other version at start, and tests/unit/faust_ext/test_faust_ext_drift.py fails when the source
+of a Faust function they override or copy changes (OVERRIDES holds each one's hash)."""
 
 from __future__ import annotations
 

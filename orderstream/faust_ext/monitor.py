@@ -4,7 +4,8 @@ Faust calls its monitor several times for every record (received, handed to a st
 acknowledged) and for every table read and write. The stock PrometheusMonitor resolves a
 labelled child on each call (`labels(...)`: a dict lookup behind a lock) and, for every stream
 event, rebuilds the stream's label through a regular expression. This subclass resolves each
-child once and keeps it: same metric names, labels and values (tests/unit/test_faust_monitor.py)."""
+child once and keeps it: same metric names, labels and values
+(tests/unit/faust_ext/test_faust_monitor.py)."""
 
 from __future__ import annotations
 

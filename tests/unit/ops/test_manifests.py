@@ -24,7 +24,7 @@ from orderstream.ops.manifests import (
     to_yaml,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "deploy" / "k8s"
 COMPOSE = ROOT / "docker-compose.yml"
 REGENERATE = "run python -m orderstream.ops.manifests > deploy/k8s/topics.yaml"

@@ -412,7 +412,7 @@ def test_format_failure_masks_the_passwords(
 
 # --- every client logs in ----------------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # The local broker's readiness probe logs in with its own first SASL user (options=...).
 OWN_LOGIN = {("devtools/broker.py", "AIOKafkaAdminClient")}
 

@@ -26,7 +26,7 @@ from orderstream.domain.inventory import ProductStock
 from orderstream.domain.saga import OrderState
 from orderstream.observability import metrics
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from orderstream.domain.projections import HISTORY_LIMIT, Origin
 from orderstream.ops.replay import ReadModels, diff
-from tests.unit.test_projection_rules import TOPIC, commit, commits, outcome
+from tests.unit.domain.test_projection_rules import TOPIC, commit, commits, outcome
 
 
 def models(*orders: str) -> ReadModels:

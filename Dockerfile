@@ -2,7 +2,7 @@
 #   docker build -t orderstream .
 #   docker run --rm -e ORDERSTREAM_BROKER=kafka://kafka:9092 -e ORDERSTREAM_ADMIN_TOKEN=<secret>
 #       -v orderstream-data:/data orderstream
-# Every setting comes from ORDERSTREAM_* environment variables (app/settings.py). The web server
+# Every setting comes from ORDERSTREAM_* environment variables (orderstream/settings.py). The web server
 # binds 0.0.0.0, so a worker refuses to start without a real ORDERSTREAM_ADMIN_TOKEN.
 # PYTHON_IMAGE may be pinned to a digest, or pointed at a mirror, without editing this file.
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -27,11 +27,10 @@ RUN --mount=type=cache,target=/root/.cache/pip \
         > requirements.txt \
     && pip wheel --wheel-dir /wheels -r requirements.txt
 
-# Then the project itself (its own wheel; the dependencies are already in /wheels).
+# Then the project itself (its own wheel; the dependencies are already in /wheels): the one
+# package, without the development tools (devtools/) or the benchmark (bench/).
 COPY README.md ./
-COPY app ./app
-COPY agents ./agents
-COPY tables ./tables
+COPY orderstream ./orderstream
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip wheel --no-deps --wheel-dir /wheels .
 
@@ -64,5 +63,6 @@ EXPOSE 6066
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('ORDERSTREAM_WEB_PORT', '6066') + '/healthz', timeout=4)"]
 
-# Overridable: `orderstream topics`, `orderstream demo --no-worker ...` use the same image.
-CMD ["faust", "-A", "app", "worker", "-l", "info"]
+# Overridable: `orderstream topics`, `orderstream dlq ...` use the same image (`orderstream demo`
+# needs devtools/ on PYTHONPATH: docker-compose.yml's simulator mounts it).
+CMD ["faust", "-A", "orderstream.worker.app", "worker", "-l", "info"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from app.settings import Settings
-from app.simulator import Scenario
-from app.verify import RunReport, collect, invariant_violations
+from devtools.simulator import Scenario
+from devtools.verify import RunReport, collect, invariant_violations
+from orderstream.settings import Settings
 
 SETTLE_TIMEOUT_S = 120.0
 

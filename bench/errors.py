@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.errors import OrderstreamError
+from orderstream.errors import OrderstreamError
 
 
 class BenchError(OrderstreamError):

@@ -3,7 +3,7 @@ orderstream's code: no decoding, no validation, no domain rules, no metrics.
 
 Every record read from hop i is sent to hop i+1 the way our agents publish (straight to Faust's
 producer), and the side records are table writes (RocksDB and its changelog, the way our agents
-keep their state). Faust runs with our settings and our Faust classes (app/faust_ext: the
+keep their state). Faust runs with our settings and our Faust classes (orderstream/faust_ext: the
 transport's consumer and producer, the table manager), so the gap between this loop and the worker
 is the cost of orderstream's own code, and the gap between this loop and the raw client is the
 cost of Faust.
@@ -20,12 +20,12 @@ from typing import Any
 import faust
 import mode.loop
 
-from app.faust_ext.logging import quiet_root_logger
-from app.faust_ext.stream import Stream
-from app.faust_ext.tables import TableManager
-from app.faust_ext.transport import broker_urls
-from app.settings import Settings
 from bench.raw_client import hop_topic
+from orderstream.faust_ext.logging import quiet_root_logger
+from orderstream.faust_ext.stream import Stream
+from orderstream.faust_ext.tables import TableManager
+from orderstream.faust_ext.transport import broker_urls
+from orderstream.settings import Settings
 
 env = os.environ
 PREFIX = env.get("BENCH_FAUST_PREFIX", "bench-")
@@ -57,7 +57,8 @@ side = app.Table("side", partitions=PARTITIONS, key_type=bytes, value_type=bytes
 
 @app.task  # type: ignore[untyped-decorator]
 async def _tune() -> None:
-    """As the worker does (app/application.py): no debug records built, the same buffer bound."""
+    """As the worker does (orderstream/worker/app.py): no debug records built, the same buffer
+    bound."""
     quiet_root_logger()
     app.producer.buffer.max_messages = ours.producer_buffer_max
 

@@ -13,8 +13,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
-from app.verify import partitions_of
 from bench.errors import BenchError
+from orderstream.kafka.reader import partitions_of
 
 PRELOAD_BATCH_BYTES = 1024 * 1024
 MARKER_ROOM = 64  # offsets read back from a partition's end to find its last record

@@ -16,10 +16,6 @@ from datetime import UTC, datetime
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from app.events import encode
-from app.simulator import Scenario, restock_events
-from app.topics import route
-from app.verify import partitions_of
 from bench import kafka_io, procstat
 from bench.checks import pipeline_problems
 from bench.config import BenchConfig
@@ -27,6 +23,10 @@ from bench.errors import BenchError
 from bench.report import percentile
 from bench.stack import WORKER_READY_TIMEOUT_S, RunStack
 from bench.throughput import MIN_RATE, scenario_for
+from devtools.simulator import Scenario, restock_events
+from orderstream.contracts.events import encode
+from orderstream.contracts.topics import route
+from orderstream.kafka.reader import partitions_of
 
 GRACE_S = 30.0  # after the last send, how long an order may take and still count as measured
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from app.events import (
+from bench import kafka_io, procstat
+from orderstream.contracts.events import (
     ReserveStock,
     StockAdjusted,
     StockAdjustmentData,
@@ -22,7 +23,6 @@ from app.events import (
     encode,
     utcnow,
 )
-from bench import kafka_io, procstat
 
 RESERVES_PER_PRODUCT = 20  # keeps the holds per product (and the state values) small
 UNKNOWN_SHARE = 0.02
@@ -59,7 +59,7 @@ def build_peer_input(run_id: str, n_reserves: int, *, seed: int = 11) -> PeerInp
 
 
 def expected_outcomes(stock: dict[str, int], lines: list[tuple[str, str, int]]) -> Counter[str]:
-    """The inventory rule (app/domain/inventory.py reserve) applied in input order."""
+    """The inventory rule (orderstream/domain/inventory.py reserve) applied in input order."""
     available = dict(stock)
     counts: Counter[str] = Counter()
     for _, product, qty in lines:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 
-from app.domain.inventory import ProductStock
-from app.topics import changelog_topic, registry
 from bench import kafka_io, procstat
 from bench.config import BenchConfig
 from bench.peer import PeerRun, build_peer_input, finish
 from bench.stack import RunStack
 from bench.throughput import MIN_RATE
+from orderstream.contracts.topics import changelog_topic, registry
+from orderstream.domain.inventory import ProductStock
 
 
 def measure(bootstrap: str, config: BenchConfig, n_reserves: int) -> PeerRun:

@@ -3,8 +3,8 @@
 Runs in its own virtualenv (see bench/requirements-quix.txt: quixstreams pins pydantic below
 the project's version), so it imports nothing from the project; quixstreams is imported only in
 main(), which lets the project's tests check the rules. Same input as orderstream's
-inventory agent and the same rules (app/domain/inventory.py), written the idiomatic Quix way:
-JSON into plain dicts, a hand-written shape check, one stateful apply, results to a topic.
+inventory agent and the same rules (orderstream/domain/inventory.py), written the idiomatic Quix
+way: JSON into plain dicts, a hand-written shape check, one stateful apply, results to a topic.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
-NAMESPACE = uuid.UUID("6f1c7a52-5d4b-4a8e-9a56-3c1f0f6a9e21")  # as app/events.py, same ids
+# as orderstream/contracts/events.py: the same ids
+NAMESPACE = uuid.UUID("6f1c7a52-5d4b-4a8e-9a56-3c1f0f6a9e21")
 RECENT_ADJUSTMENTS = 256
 COMMIT_INTERVAL_S = 1.0  # as the Faust app's broker_commit_interval
 

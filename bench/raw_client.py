@@ -13,7 +13,7 @@ import signal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-# The same producer and commit settings as the Faust app (app/application.py).
+# The same producer and commit settings as the Faust app (orderstream/worker/app.py).
 LINGER_MS = 5
 COMMIT_INTERVAL_MS = 1000
 

@@ -17,15 +17,15 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.simulator import Scenario
-from app.topics import TABLES, changelog_topic
-from app.workers import WorkerProcess
 from bench import kafka_io, procstat, profiling
 from bench.checks import pipeline_problems
 from bench.config import BenchConfig
 from bench.errors import BenchError
 from bench.stack import WORKER_READY_TIMEOUT_S, RunStack
 from bench.throughput import MIN_RATE, preload_orders, scenario_for
+from devtools.simulator import Scenario
+from devtools.workers import WorkerProcess
+from orderstream.contracts.topics import TABLES, changelog_topic
 
 TEMPLATE_ORDERS = 200
 

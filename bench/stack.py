@@ -14,13 +14,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from app.admin import ensure_topics
-from app.broker import LocalBroker
-from app.settings import Settings
-from app.topics import registry
-from app.workers import WorkerProcess
 from bench import kafka_io
 from bench.config import REPO, RUN_ROOT
+from devtools.broker import LocalBroker
+from devtools.workers import WorkerProcess
+from orderstream.contracts.topics import registry
+from orderstream.kafka.admin import ensure_topics
+from orderstream.settings import Settings
 
 BROKER_DIR = REPO / "var" / "bench-kafka"
 BROKER_HEAP = "1g"

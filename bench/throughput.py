@@ -20,17 +20,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.demo import wait_restocked
-from app.errors import OrderstreamError
-from app.events import encode
-from app.simulator import Scenario, build_scenario, restock_events
-from app.topics import registry, route
-from app.workers import WorkerProcess
 from bench import kafka_io, procstat, profiling
 from bench.checks import pipeline_problems
 from bench.config import BenchConfig
 from bench.errors import BenchError
 from bench.stack import WORKER_READY_TIMEOUT_S, RunStack
+from devtools.demo import wait_restocked
+from devtools.simulator import Scenario, build_scenario, restock_events
+from devtools.workers import WorkerProcess
+from orderstream.contracts.events import encode
+from orderstream.contracts.topics import registry, route
+from orderstream.errors import OrderstreamError
 
 # Registry topics the harness writes before the worker starts.
 INPUT_ROLES = ("orders", "stock_adjustments")

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from app.events import Event
-from app.faust_ext.consumer import Consumer
+from orderstream.contracts.events import Event
+from orderstream.faust_ext.consumer import Consumer
 
 
 @pytest.fixture(autouse=True)
 def every_record_applies(monkeypatch: pytest.MonkeyPatch) -> None:
     """test_context hands records straight to the agent, not through the consumer's fetch
-    (whose ledger decides what may be applied: tests/unit/test_ledger.py): the handlers'
+    (whose ledger decides what may be applied: tests/unit/faust_ext/test_ledger.py): the handlers'
     own idempotency is what these tests check, with offsets they choose."""
     monkeypatch.setattr(Consumer, "may_apply", lambda self, message: True)
 

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from agents.customer_orders import customer_orders_agent
-from app.domain.projections import HISTORY_LIMIT, ORIGIN_HEADER
-from app.events import encode
-from tables.customer_orders import get_history, get_listed
-from tests.unit.test_projection_rules import T, outcome
+from orderstream.contracts.events import encode
+from orderstream.domain.projections import HISTORY_LIMIT, ORIGIN_HEADER
+from orderstream.worker.agents.customer_orders import customer_orders_agent
+from orderstream.worker.tables.customer_orders import get_history, get_listed
+from tests.unit.domain.test_projection_rules import T, outcome
 
 pytestmark = pytest.mark.asyncio
 

@@ -9,10 +9,8 @@ from typing import Any
 
 import pytest
 
-import agents.inventory as inventory_agent_module
-from agents.inventory import inventory_agent
-from app.chaos import InjectedStoreError
-from app.events import (
+import orderstream.worker.agents.inventory as inventory_agent_module
+from orderstream.contracts.events import (
     CommitStock,
     Event,
     ReserveStock,
@@ -22,9 +20,11 @@ from app.events import (
     encode,
     utcnow,
 )
-from tables.committed_holds import committed_table
-from tables.inventory import get_stock, stock_table
-from tables.product_sales import get_sales, product_sales_table
+from orderstream.worker.agents.inventory import inventory_agent
+from orderstream.worker.chaos import InjectedStoreError
+from orderstream.worker.tables.committed_holds import committed_table
+from orderstream.worker.tables.inventory import get_stock, stock_table
+from orderstream.worker.tables.product_sales import get_sales, product_sales_table
 from tests.agents.conftest import capture_publish
 
 pytestmark = pytest.mark.asyncio
@@ -99,7 +99,7 @@ async def test_a_bad_record_is_dead_lettered_and_the_agent_goes_on(
     async def park(event: Any, kind: str, message: str) -> None:
         parked.append((kind, message))
 
-    monkeypatch.setattr("app.deadletter.dead_letter", park)
+    monkeypatch.setattr("orderstream.worker.dead_letters.dead_letter", park)
     async with inventory_agent.test_context() as agent:
         await agent.put(b"{not json", key=b"SKU-3")
         await agent.put(restock(4, "SKU-3"), key=b"SKU-3")

@@ -9,10 +9,10 @@ from typing import Any, cast
 import pytest
 from faust.types import TP
 
-import agents.order_intake as intake
-from app.application import app, settings
-from app.topics import registry
-from tables.orders import open_deadlines
+import orderstream.worker.agents.order_intake as intake
+from orderstream.contracts.topics import registry
+from orderstream.worker.app import app, settings
+from orderstream.worker.tables.orders import open_deadlines
 
 ORDERS = registry(settings)["orders"].name
 P0, P1, OTHER = TP(ORDERS, 0), TP(ORDERS, 1), TP("inventory-requests", 0)
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.asyncio
 
 @pytest.fixture
 def consumer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The worker's real consumer (app/faust_ext/consumer.py), not started, assigned P0, P1
+    """The worker's real consumer (orderstream/faust_ext/consumer.py), not started, assigned P0, P1
     and OTHER, all of them fetched."""
     real = cast(Any, app.consumer)
     monkeypatch.setattr(real, "assignment", lambda: {P0, P1, OTHER})

@@ -9,11 +9,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-import agents.saga as saga_module
-from agents.saga import saga_agent
-from app import payment_service
-from app.domain.saga import timeout_event
-from app.events import (
+import orderstream.worker.agents.saga as saga_module
+from orderstream.contracts.events import (
     CommitStock,
     Event,
     OrderCancelled,
@@ -31,8 +28,11 @@ from app.events import (
     encode,
     utcnow,
 )
-from app.gateway import Charge
-from tables.orders import get_order
+from orderstream.domain.payment import Charge
+from orderstream.domain.saga import timeout_event
+from orderstream.worker import payment_service
+from orderstream.worker.agents.saga import saga_agent
+from orderstream.worker.tables.orders import get_order
 from tests.agents.conftest import capture_publish
 
 pytestmark = pytest.mark.asyncio

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-import agents.timeouts as timer
-from app import metrics
-from app.events import Event, SagaTimedOut
-from app.group_offsets import Progress
-from tables.orders import open_deadlines
+import orderstream.worker.timers.timeouts as timer
+from orderstream.contracts.events import Event, SagaTimedOut
+from orderstream.observability import metrics
+from orderstream.worker.group_offsets import Progress
+from orderstream.worker.tables.orders import open_deadlines
 from tests.agents.conftest import capture_publish
 
 pytestmark = pytest.mark.asyncio

@@ -7,13 +7,13 @@ import importlib
 import pkgutil
 from typing import Any
 
-import agents
-from app.application import app, settings
-from app.settings import Settings
-from app.topics import input_roles, registry
+from orderstream.contracts.topics import input_roles, registry
+from orderstream.settings import Settings
+from orderstream.worker import agents
+from orderstream.worker.app import app, settings
 
 for _module in pkgutil.iter_modules(agents.__path__):  # as the worker's autodiscovery does
-    importlib.import_module(f"agents.{_module.name}")
+    importlib.import_module(f"{agents.__name__}.{_module.name}")
 
 
 def _subscribed(agent_names: list[str]) -> set[str]:

@@ -1,4 +1,4 @@
-"""Minimal reproductions of the faust-streaming 0.15.3 behaviours app/faust_ext works around
+"""Minimal reproductions of the faust-streaming 0.15.3 behaviours orderstream/faust_ext works around
 (docs/faust-fixes.md). Each asserts the behaviour as it is today, with Faust's own classes and
 no broker: when one fails, Faust changed there, and our class for it may be dropped."""
 

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from app import demo
-from app.admin import ensure_topics
-from app.broker import LocalBroker
-from app.errors import OrderstreamError
-from app.settings import Settings
-from app.workers import WorkerProcess
+from devtools import demo
+from devtools.broker import LocalBroker
+from devtools.workers import WorkerProcess
+from orderstream.errors import OrderstreamError
+from orderstream.kafka.admin import ensure_topics
+from orderstream.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 # Per pytest process, so two sessions on one machine never share a broker or a data dir.

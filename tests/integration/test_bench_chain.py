@@ -9,9 +9,9 @@ import math
 
 import pytest
 
-from app.broker import LocalBroker
 from bench import raw_loop, throughput
 from bench.config import BenchConfig
+from devtools.broker import LocalBroker
 
 pytestmark = pytest.mark.integration  # the real broker and real worker processes
 

@@ -12,8 +12,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from app.broker import LocalBroker, find_java
-from app.settings import Settings
+from devtools.broker import LocalBroker, find_java
+from orderstream.settings import Settings
 from tests.integration.conftest import free_ports
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

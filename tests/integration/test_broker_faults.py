@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from app import demo
-from app.broker import LocalBroker
+from devtools import demo
+from devtools.broker import LocalBroker
 from tests.integration.conftest import Stack
 from tests.integration.test_pipeline import _assert_run_correct
 

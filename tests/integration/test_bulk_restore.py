@@ -1,5 +1,6 @@
-"""The bulk restore reader against a real broker, into real RocksDB databases (app/bulk_restore.py).
-A worker using it end to end: tests/integration/test_pipeline.py (wiped data directory)."""
+"""The bulk restore reader against a real broker, into real RocksDB databases
+(orderstream/faust_ext/bulk_restore.py). A worker using it end to end:
+tests/integration/test_pipeline.py (wiped data directory)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rocksdict import Options, Rdict
 
-from app.broker import LocalBroker
-from app.bulk_restore import Span, restore, store_writer
-from app.settings import Settings
+from devtools.broker import LocalBroker
+from orderstream.faust_ext.bulk_restore import Span, restore, store_writer
+from orderstream.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from app import demo
-from app.verify import consumer_lag, unexplained_charge_calls
-from app.workers import WorkerProcess
+from devtools import demo
+from devtools.verify import consumer_lag, unexplained_charge_calls
+from devtools.workers import WorkerProcess
 from tests.integration.conftest import Stack
 from tests.integration.webclient import get
 

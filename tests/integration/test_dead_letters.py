@@ -9,8 +9,9 @@ from collections import Counter
 import orjson
 import pytest
 
-from app import demo, dlq
-from app.simulator import Scenario
+from devtools import demo
+from devtools.simulator import Scenario
+from orderstream.ops import dead_letters as dlq
 from tests.integration.conftest import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

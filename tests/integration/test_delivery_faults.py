@@ -19,10 +19,10 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from app.kafka_auth import client_options
-from app.topics import registry
-from app.verify import read_topic
-from app.workers import WorkerProcess
+from devtools.workers import WorkerProcess
+from orderstream.contracts.topics import registry
+from orderstream.kafka.auth import client_options
+from orderstream.kafka.reader import read_topic
 from tests.integration.conftest import Stack
 from tests.integration.webclient import (
     TERMINAL,

@@ -80,23 +80,27 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_dockerfile_copies_what_the_package_needs() -> None:
-    assert builder_copies() == ["pyproject.toml", "README.md", "app", "agents", "tables"]
+    assert builder_copies() == ["pyproject.toml", "README.md", "orderstream"]
 
 
 def test_wheel_installed_packages_import_outside_the_repo(image_venv: Path, tmp_path: Path) -> None:
     proc = run(
         image_venv / "bin" / "python",
         "-c",
-        "import app, agents, tables; print(app.__file__)",
+        "import importlib.util, orderstream.worker.app, orderstream.ops.cli; "
+        "print(orderstream.worker.app.__file__); print(importlib.util.find_spec('devtools'))",
         cwd=tmp_path,
     )
-    assert str(image_venv) in proc.stdout, "imported the repo's app, not the installed wheel"
+    where, devtools = proc.stdout.splitlines()[-2:]
+    assert str(image_venv) in where, "imported the repo's package, not the installed wheel"
+    assert devtools == "None", "the development tools must not be in the image"
 
 
 def test_the_image_commands_start(image_venv: Path, tmp_path: Path) -> None:
     bin_dir = image_venv / "bin"
-    # CMD ["faust", "-A", "app", "worker", "-l", "info"], up to the point of connecting
-    assert "worker" in run(bin_dir / "faust", "-A", "app", "worker", "--help", cwd=tmp_path).stdout
+    # CMD ["faust", "-A", "orderstream.worker.app", "worker", "-l", "info"], up to connecting
+    app = "orderstream.worker.app"
+    assert "worker" in run(bin_dir / "faust", "-A", app, "worker", "--help", cwd=tmp_path).stdout
     # docker-compose.yml's one-shot and simulator commands
     usage = run(bin_dir / "orderstream", "--help", cwd=tmp_path).stdout
     assert "topics" in usage and "demo" in usage

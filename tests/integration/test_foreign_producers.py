@@ -16,9 +16,11 @@ import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from app import demo
-from app.domain.inventory import ProductStock
-from app.events import (
+from devtools import demo
+from devtools.simulator import Scenario, SimOrder, build_scenario, restock_events
+from devtools.verify import RunReport, collect, invariant_violations
+from devtools.workers import WorkerProcess
+from orderstream.contracts.events import (
     OrderItem,
     OrderPlaced,
     OrderPlacedData,
@@ -27,12 +29,11 @@ from app.events import (
     encode,
     utcnow,
 )
-from app.partitioner import partition_for
-from app.settings import Settings
-from app.simulator import Scenario, SimOrder, build_scenario, restock_events
-from app.topics import changelog_topic, registry
-from app.verify import RunReport, collect, invariant_violations, read_topic
-from app.workers import WorkerProcess
+from orderstream.contracts.topics import changelog_topic, registry
+from orderstream.domain.inventory import ProductStock
+from orderstream.kafka.partitioner import partition_for
+from orderstream.kafka.reader import read_topic
+from orderstream.settings import Settings
 from tests.integration.conftest import Stack
 from tests.integration.webclient import get
 

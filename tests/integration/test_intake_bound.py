@@ -9,10 +9,10 @@ import asyncio
 
 import pytest
 
-from agents.order_intake import ORDER_QUEUE
-from app import demo
-from app.topics import changelog_topic, registry
-from app.verify import read_topic
+from devtools import demo
+from orderstream.contracts.topics import changelog_topic, registry
+from orderstream.kafka.reader import read_topic
+from orderstream.worker.agents.order_intake import ORDER_QUEUE
 from tests.integration.conftest import Stack
 from tests.integration.test_pipeline import _assert_run_correct
 

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from app import demo
-from app.workers import WorkerProcess
+from devtools import demo
+from devtools.workers import WorkerProcess
 from tests.integration.conftest import REPO, Stack, free_ports
 from tests.integration.webclient import eventually, get
 

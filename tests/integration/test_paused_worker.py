@@ -4,8 +4,8 @@ While it is stopped, its partitions move to the other worker, which restores the
 carries on. When it wakes up it still holds records and state from before, and records handed
 to the Kafka client before the pause are still sent: in at-least-once mode they would land after
 the new owner's writes. In exactly-once mode (ORDERSTREAM_PROCESSING_GUARANTEE=exactly_once,
-app/faust_ext/transactions.py) every record of a task goes into the task's transaction, and the
-new owner's producer for the task fenced the paused one: what it sends after waking is refused
+orderstream/faust_ext/transactions.py) every record of a task goes into the task's transaction, and
+the new owner's producer for the task fenced the paused one: what it sends after waking is refused
 by the broker and never visible to read_committed readers. Stock runs short of demand, so a
 stale reservation or a double charge would show: every order has exactly one outcome, no
 product is oversold, money moves at most once per order (the gateway's ledger), no dead letters.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from app import demo
+from devtools import demo
 from tests.integration.conftest import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

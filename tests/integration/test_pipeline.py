@@ -10,9 +10,9 @@ from collections import Counter
 
 import pytest
 
-from app import demo
-from app.gateway import attempt_fails
-from app.workers import WorkerProcess
+from devtools import demo
+from devtools.workers import WorkerProcess
+from orderstream.worker.gateway import attempt_fails
 from tests.integration.conftest import Stack
 from tests.integration.webclient import get
 

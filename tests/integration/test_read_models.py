@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from app import demo, dlq
-from app.events import StockReserved, StockResult, encode, event_id, utcnow
-from app.topics import registry
+from devtools import demo
+from orderstream.contracts.events import StockReserved, StockResult, encode, event_id, utcnow
+from orderstream.contracts.topics import registry
+from orderstream.ops import dead_letters as dlq
 from tests.integration.conftest import REPO, Stack
 from tests.integration.webclient import eventually, get
 
@@ -41,7 +42,7 @@ def without_server(body: dict[str, Any]) -> dict[str, Any]:
 def orderstream(s: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     """The real command line, with the stack's settings in the environment."""
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "orderstream.ops.cli", *args],
         env={**os.environ, **s.env},
         cwd=REPO,
         capture_output=True,

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from app import demo
-from app.local_cluster import LocalCluster
-from app.settings import Settings
-from app.topics import TABLES, changelog_topic, registry
-from app.verify import consumer_lag
+from devtools import demo
+from devtools.local_cluster import LocalCluster
+from devtools.verify import consumer_lag
+from orderstream.contracts.topics import TABLES, changelog_topic, registry
+from orderstream.settings import Settings
 from tests.integration.conftest import RUN_DIR, Stack, _stacks, free_ports
 from tests.integration.test_pipeline import _assert_run_correct
 

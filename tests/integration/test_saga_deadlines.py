@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from app.domain.saga import Line, OrderState
-from app.topics import changelog_topic
-from app.verify import collect, invariant_violations
+from devtools.verify import collect, invariant_violations
+from orderstream.contracts.topics import changelog_topic
+from orderstream.domain.saga import Line, OrderState
 from tests.integration.conftest import Stack
 from tests.integration.webclient import TOKEN, restock
 

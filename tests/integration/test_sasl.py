@@ -23,11 +23,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError
 
-from app import demo
-from app.broker import LocalBroker, find_java
-from app.kafka_auth import ClientOptions, client_options
-from app.settings import Settings
-from app.workers import WorkerProcess
+from devtools import demo
+from devtools.broker import LocalBroker, find_java
+from devtools.workers import WorkerProcess
+from orderstream.kafka.auth import ClientOptions, client_options
+from orderstream.settings import Settings
 from tests import tls_certs
 from tests.integration.conftest import Stack, free_ports
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from app.domain.inventory import ProductStock
-from app.topics import changelog_topic
+from orderstream.contracts.topics import changelog_topic
+from orderstream.domain.inventory import ProductStock
 from tests.integration.conftest import Stack
 from tests.integration.webclient import eventually, get
 

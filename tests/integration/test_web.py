@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from app.web.cluster import partition_for
-from app.workers import WorkerProcess
+from devtools.workers import WorkerProcess
+from orderstream.web.cluster import partition_for
 from tests.integration.conftest import Stack, free_ports
 from tests.integration.webclient import (
     AUTH,

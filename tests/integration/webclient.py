@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from app.workers import WorkerProcess
+from devtools.workers import WorkerProcess
 
 TOKEN = "web-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.application import enabled_agents
+from orderstream.worker.app import enabled_agents
 
 AGENTS = ["inventory", "payment", "saga"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,8 +30,8 @@ def test_an_unknown_agent_is_a_clear_error() -> None:
 
 
 def test_rocksdb_memory_is_bounded_per_database() -> None:
-    from app.application import rocksdb_options
-    from app.settings import Settings
+    from orderstream.settings import Settings
+    from orderstream.worker.app import rocksdb_options
 
     options = rocksdb_options(Settings(rocksdb_write_buffer_mb=2, rocksdb_block_cache_mb=3))
 
@@ -43,8 +43,8 @@ def test_rocksdb_memory_is_bounded_per_database() -> None:
 
 
 def test_every_table_opens_its_stores_with_the_bounded_options() -> None:
-    from app.application import app, rocksdb_options, settings
-    from tables import (  # noqa: F401  (a table registers on import)
+    from orderstream.worker.app import app, rocksdb_options, settings
+    from orderstream.worker.tables import (  # noqa: F401  (a table registers on import)
         committed_holds,
         customer_orders,
         inventory,
@@ -60,7 +60,7 @@ def test_every_table_opens_its_stores_with_the_bounded_options() -> None:
 
 
 def test_the_producer_fills_batches_of_the_configured_size() -> None:
-    from app.application import app, settings
+    from orderstream.worker.app import app, settings
 
     assert settings.producer_batch_kb >= 64  # a table record of several KB must not fill one
     assert app.conf.producer_max_batch_size == settings.producer_batch_kb * 1024
@@ -71,7 +71,7 @@ def test_the_producer_fills_batches_of_the_configured_size() -> None:
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "LOCALHOST", "::1"])
 def test_the_default_token_is_fine_on_loopback(host: str) -> None:
-    from app.settings import Settings
+    from orderstream.settings import Settings
 
     assert Settings(web_host=host).admin_token.get_secret_value() == "change-me"
 
@@ -79,8 +79,8 @@ def test_the_default_token_is_fine_on_loopback(host: str) -> None:
 @pytest.mark.parametrize("host", ["0.0.0.0", "", "::", "10.1.2.3", "worker-1.orderstream-workers"])
 @pytest.mark.parametrize("token", ["change-me", "", "   "])
 def test_an_exposed_web_server_refuses_the_default_or_an_empty_token(host: str, token: str) -> None:
-    from app.errors import ConfigError
-    from app.settings import Settings
+    from orderstream.errors import ConfigError
+    from orderstream.settings import Settings
 
     # Given a web server others can reach, When the admin token is the default or empty
     with pytest.raises(ConfigError) as info:
@@ -93,15 +93,15 @@ def test_an_exposed_web_server_refuses_the_default_or_an_empty_token(host: str, 
 
 
 def test_an_exposed_web_server_starts_with_a_real_token() -> None:
-    from app.settings import Settings
+    from orderstream.settings import Settings
 
     settings = Settings(web_host="0.0.0.0", admin_token="9f86d081884c7d659a2feaa0c55ad015")
     assert settings.web_host == "0.0.0.0"
 
 
 def test_the_check_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.errors import ConfigError
-    from app.settings import Settings
+    from orderstream.errors import ConfigError
+    from orderstream.settings import Settings
 
     monkeypatch.setenv("ORDERSTREAM_WEB_HOST", "0.0.0.0")
     monkeypatch.delenv("ORDERSTREAM_ADMIN_TOKEN", raising=False)
@@ -117,8 +117,8 @@ def test_the_check_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_the_cli_reports_the_missing_token_as_an_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from app.cli import main
-    from app.settings import get_settings
+    from orderstream.ops.cli import main
+    from orderstream.settings import get_settings
 
     monkeypatch.setenv("ORDERSTREAM_WEB_HOST", "0.0.0.0")
     monkeypatch.delenv("ORDERSTREAM_ADMIN_TOKEN", raising=False)
@@ -131,11 +131,12 @@ def test_the_cli_reports_the_missing_token_as_an_error(
 
 
 def test_a_worker_bound_to_every_address_refuses_to_start_without_a_token(tmp_path: Path) -> None:
-    # A real `faust -A app worker` (it stops while importing the app: no broker needed)
+    # A real `faust -A orderstream.worker.app worker` (it stops while importing the app: no broker
+    # needed)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERSTREAM_")}
     env.update(ORDERSTREAM_WEB_HOST="0.0.0.0", ORDERSTREAM_DATADIR=str(tmp_path / "data"))
     proc = subprocess.run(
-        [sys.executable, "-m", "faust", "-A", "app", "worker", "-l", "info"],
+        [sys.executable, "-m", "faust", "-A", "orderstream.worker.app", "worker", "-l", "info"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -1,0 +1,163 @@
+"""Stock per product with holds per order: reserve, release, commit, adjust. All idempotent."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orderstream.contracts.events import (
+    CommitStock,
+    InventoryInput,
+    ReleaseStock,
+    ReserveStock,
+    StockAdjusted,
+    StockRejected,
+    StockReserved,
+    StockResult,
+    event_id,
+    utcnow,
+)
+from orderstream.domain.common import Decision, RuleViolation
+
+RECENT_ADJUSTMENTS = 256  # adjustment ids remembered per product to drop re-sent adjustments
+
+
+class ProductStock(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    productId: str
+    available: Annotated[int, Field(ge=0)] = 0
+    held: int = 0
+    sold: int = 0
+    restocked: int = 0  # net of all adjustments: the stock ever put on the shelf
+    holds: dict[str, int] = Field(default_factory=dict)
+    recentAdjustments: list[str] = Field(default_factory=list)
+    applied: dict[str, int] = Field(default_factory=dict)
+
+    def conserved(self) -> bool:
+        """The invariant: nothing created or lost, nothing negative."""
+        return (
+            self.restocked == self.available + self.held + self.sold
+            and self.held == sum(self.holds.values())
+            and self.available >= 0
+            and all(q > 0 for q in self.holds.values())
+        )
+
+
+def _reserved(cmd: ReserveStock) -> StockReserved:
+    line = cmd.data
+    return StockReserved(
+        eventId=event_id("StockReserved", line.orderId, line.productId),
+        timestamp=utcnow(),
+        causationId=cmd.eventId,
+        data=StockResult(orderId=line.orderId, productId=line.productId, quantity=line.quantity),
+    )
+
+
+def _rejected(cmd: ReserveStock, reason: str) -> StockRejected:
+    line = cmd.data
+    return StockRejected(
+        eventId=event_id("StockRejected", line.orderId, line.productId),
+        timestamp=utcnow(),
+        causationId=cmd.eventId,
+        data=StockResult(
+            orderId=line.orderId, productId=line.productId, quantity=line.quantity, reason=reason
+        ),
+    )
+
+
+def reserve(
+    stock: ProductStock | None, cmd: ReserveStock, committed: bool = False
+) -> Decision[ProductStock]:
+    """Hold the line for its order. `committed`: this order's hold of the product was committed
+    before (the reserve is a re-send): answered as reserved, and nothing is held again."""
+    order, qty = cmd.data.orderId, cmd.data.quantity
+    if stock is None:
+        return Decision(emit=[_rejected(cmd, "unknown_product")])
+    if order in stock.holds or committed:  # the same reservation again: answer, hold once
+        return Decision(emit=[_reserved(cmd)], duplicate=True)
+    if stock.available < qty:
+        return Decision(emit=[_rejected(cmd, "out_of_stock")])
+    new = stock.model_copy(
+        update={
+            "available": stock.available - qty,
+            "held": stock.held + qty,
+            "holds": {**stock.holds, order: qty},
+        }
+    )
+    return Decision(new, [_reserved(cmd)])
+
+
+def release(stock: ProductStock | None, cmd: ReleaseStock) -> Decision[ProductStock]:
+    if stock is None or cmd.data.orderId not in stock.holds:
+        return Decision(duplicate=True)
+    holds = dict(stock.holds)
+    qty = holds.pop(cmd.data.orderId)
+    return Decision(
+        stock.model_copy(
+            update={
+                "available": stock.available + qty,
+                "held": stock.held - qty,
+                "holds": holds,
+            }
+        )
+    )
+
+
+def commit(stock: ProductStock | None, cmd: CommitStock) -> Decision[ProductStock]:
+    if stock is None or cmd.data.orderId not in stock.holds:
+        return Decision(duplicate=True)
+    holds = dict(stock.holds)
+    qty = holds.pop(cmd.data.orderId)
+    return Decision(
+        stock.model_copy(
+            update={
+                "sold": stock.sold + qty,
+                "held": stock.held - qty,
+                "holds": holds,
+            }
+        )
+    )
+
+
+def adjust(stock: ProductStock | None, cmd: StockAdjusted) -> Decision[ProductStock]:
+    adj = cmd.data
+    stock = stock or ProductStock(productId=adj.productId)
+    if adj.adjustmentId in stock.recentAdjustments:
+        return Decision(duplicate=True)
+    if stock.available + adj.delta < 0:
+        raise RuleViolation(
+            "insufficient_stock",
+            f"correction {adj.delta} on {adj.productId} exceeds the {stock.available} available",
+        )
+    recent = [*stock.recentAdjustments, adj.adjustmentId][-RECENT_ADJUSTMENTS:]
+    return Decision(
+        stock.model_copy(
+            update={
+                "available": stock.available + adj.delta,
+                "restocked": stock.restocked + adj.delta,
+                "recentAdjustments": recent,
+            }
+        )
+    )
+
+
+def apply(
+    stock: ProductStock | None, cmd: InventoryInput, committed: bool = False
+) -> Decision[ProductStock]:
+    """Route one inventory input to its rule (`committed`: see `reserve`)."""
+    if isinstance(cmd, ReserveStock):
+        return reserve(stock, cmd, committed)
+    if isinstance(cmd, ReleaseStock):
+        return release(stock, cmd)
+    if isinstance(cmd, CommitStock):
+        return commit(stock, cmd)
+    return adjust(stock, cmd)
+
+
+def redelivered(stock: ProductStock | None, cmd: InventoryInput) -> list[StockReserved]:
+    """Answer a redelivered reserve again (its answer may have been lost in the crash)."""
+    if isinstance(cmd, ReserveStock) and stock is not None and cmd.data.orderId in stock.holds:
+        return [_reserved(cmd)]
+    return []

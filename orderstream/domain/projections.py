@@ -1,0 +1,283 @@
+"""Read models (CQRS), apart from the saga's own state: a summary per order and a customer's
+order history, built from the order outcomes, and sales per product per hour (tumbling windows),
+recorded by the inventory when a commit sells an order's hold.
+
+The same rules serve the live agents and `orderstream replay`, so a rebuild from the log gives
+the same state. Each outcome is identified by its origin, the order-status partition and offset
+it sits at; a sale by the inventory-requests topic and offset of the commit that made it. The
+read models keep per-partition (sales: per-topic, a product lives in one partition) watermarks,
+so a re-sent record is applied once. Every rule is commutative across partitions (sums, top-N
+by a total order, event time), so any interleaving of partitions, live or replayed, ends in the
+same state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orderstream.contracts.events import CommitStock, StatusEvent
+from orderstream.domain.common import Decision, RuleViolation, already_applied, stamp
+from orderstream.errors import EventError
+
+HISTORY_LIMIT = 100  # orders listed per customer: the newest by placedAt (the totals count all)
+SALES_RETENTION_H = 7 * 24  # hourly buckets kept per product, back from its newest sale
+ORIGIN_HEADER = "x-origin"  # "<partition>:<offset>" of the outcome in order-status
+HOUR = timedelta(hours=1)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Origin(_Frozen):
+    """Where an outcome sits in the order-status topic: its identity for deduplication."""
+
+    partition: int
+    offset: int
+
+    def header(self) -> bytes:
+        return f"{self.partition}:{self.offset}".encode()
+
+    @classmethod
+    def from_headers(cls, headers: dict[str, bytes] | None) -> Origin:
+        raw = (headers or {}).get(ORIGIN_HEADER, b"")
+        partition, _, offset = raw.decode("ascii", "replace").partition(":")
+        if not (partition.isdigit() and offset.isdigit()):
+            raise EventError("validation", f"header {ORIGIN_HEADER} is {raw!r}, not P:OFFSET")
+        return cls(partition=int(partition), offset=int(offset))
+
+    @property
+    def watermark_key(self) -> str:
+        return f"p{self.partition}"
+
+
+class SummaryLine(_Frozen):
+    productId: str
+    quantity: int
+    priceCents: int
+
+
+class OrderSummary(_Frozen):
+    """An order as its customer sees it once settled: the first outcome announced for it."""
+
+    orderId: str
+    customerId: str
+    status: str
+    reason: str | None = None
+    totalCents: int
+    placedAt: datetime
+    settledAt: datetime
+    lines: list[SummaryLine]
+    eventId: str
+    origin: Origin
+
+
+class OrderRef(_Frozen):
+    orderId: str
+    placedAt: datetime
+
+
+class CustomerOrders(_Frozen):
+    """A customer's totals and which orders their history lists. The listed orders' summaries
+    are records of their own (`history_key`): the record read and written for every order stays
+    small however many orders the customer has (with the summaries inline it was ~30 KB at the
+    limit, parsed, re-encoded and sent to the changelog once per order)."""
+
+    customerId: str
+    recent: list[OrderRef] = Field(default_factory=list)  # newest placed first
+    placed: int = 0
+    confirmed: int = 0
+    spentCents: int = 0
+    applied: dict[str, int] = Field(default_factory=dict)
+
+    def lists(self, order_id: str) -> bool:
+        return any(r.orderId == order_id for r in self.recent)
+
+
+class HourSales(_Frozen):
+    hour: datetime  # start of the hour (UTC)
+    units: int = 0
+    revenueCents: int = 0
+    orders: int = 0
+
+
+class ProductSales(_Frozen):
+    productId: str
+    hours: list[HourSales] = Field(default_factory=list)  # oldest first
+    applied: dict[str, int] = Field(default_factory=dict)
+
+
+class Sale(_Frozen):
+    """An order line sold: what a commit that sold the order's hold adds to the product's sales."""
+
+    productId: str
+    quantity: int
+    priceCents: int
+    at: datetime  # the commit's timestamp: the hour the sale counts in
+
+
+def cents(amount: float) -> int:
+    """Money as integer cents: sums stay exact whatever order the additions come in."""
+    return round(amount * 100)
+
+
+def hour_of(at: datetime) -> datetime:
+    """The start of the UTC hour of `at` (a time without zone is taken as UTC)."""
+    utc = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return utc.replace(minute=0, second=0, microsecond=0)
+
+
+# --- rules -----------------------------------------------------------------------------------
+
+
+def summarize(outcome: StatusEvent, origin: Origin) -> OrderSummary:
+    d = outcome.data
+    return OrderSummary(
+        orderId=d.orderId,
+        customerId=d.customerId,
+        status=d.status,
+        reason=d.reason,
+        totalCents=cents(d.totalAmount),
+        placedAt=d.placedAt,
+        settledAt=outcome.timestamp,
+        lines=[
+            SummaryLine(productId=i.productId, quantity=i.quantity, priceCents=cents(i.price))
+            for i in d.items
+        ],
+        eventId=outcome.eventId,
+        origin=origin,
+    )
+
+
+def record_order(history: CustomerOrders | None, s: OrderSummary) -> Decision[CustomerOrders]:
+    """Add a settled order to its customer's history."""
+    key = s.origin.watermark_key
+    if history is not None and already_applied(history.applied, key, s.origin.offset):
+        return Decision(duplicate=True)
+    history = history or CustomerOrders(customerId=s.customerId)
+    if history.lists(s.orderId):
+        return Decision(stamp(history, key, s.origin.offset), duplicate=True)
+    ref = OrderRef(orderId=s.orderId, placedAt=s.placedAt)
+    newest = sorted([*history.recent, ref], key=lambda o: (o.placedAt, o.orderId), reverse=True)
+    confirmed = s.status == "CONFIRMED"
+    new = history.model_copy(
+        update={
+            "recent": newest[:HISTORY_LIMIT],
+            "placed": history.placed + 1,
+            "confirmed": history.confirmed + int(confirmed),
+            "spentCents": history.spentCents + (s.totalCents if confirmed else 0),
+        }
+    )
+    return Decision(stamp(new, key, s.origin.offset))
+
+
+def history_key(customer_id: str, order_id: str) -> str:
+    """The key of a listed order's summary in the customer history table ('/' is in no id)."""
+    return f"{customer_id}/{order_id}"
+
+
+def relisted(
+    before: CustomerOrders | None, after: CustomerOrders, s: OrderSummary
+) -> tuple[OrderSummary | None, list[str]]:
+    """What `record_order` changed in the listed summaries: the summary to store (when `s` is
+    newly listed) and the order ids no longer listed, whose summaries go."""
+    was = {r.orderId for r in before.recent} if before is not None else set()
+    now = {r.orderId for r in after.recent}
+    added = s if s.orderId in now - was else None
+    return added, sorted(was - now)
+
+
+def sale_of(cmd: CommitStock) -> Sale:
+    """The sale a commit makes when it sells its order's hold. A commit sent before commits
+    carried the price counts its units and its order, with revenue 0."""
+    line = cmd.data
+    price = cents(line.price) if line.price is not None else 0
+    return Sale(
+        productId=line.productId, quantity=line.quantity, priceCents=price, at=cmd.timestamp
+    )
+
+
+def record_sale(
+    sales: ProductSales | None, sale: Sale, topic: str, offset: int
+) -> Decision[ProductSales]:
+    """Add a sold line to its product's hour of `sale.at`, once: `topic` and `offset` name the
+    commit record that sold it, and a record at or below the watermark is dropped.
+
+    Buckets older than SALES_RETENTION_H hours before the newest one are dropped, and a sale
+    that old is not added: the result does not depend on the order sales arrive in.
+    """
+    if sales is not None and already_applied(sales.applied, topic, offset):
+        return Decision(duplicate=True)
+    if sales is not None and sales.productId != sale.productId:
+        raise RuleViolation("validation", f"a sale of {sale.productId} for {sales.productId}")
+    sales = sales or ProductSales(productId=sale.productId)
+    hour = hour_of(sale.at)
+    buckets = {b.hour: b for b in sales.hours}
+    was = buckets.get(hour, HourSales(hour=hour))
+    buckets[hour] = was.model_copy(
+        update={
+            "units": was.units + sale.quantity,
+            "revenueCents": was.revenueCents + sale.quantity * sale.priceCents,
+            "orders": was.orders + 1,
+        }
+    )
+    oldest = max(buckets) - (SALES_RETENTION_H - 1) * HOUR
+    kept = [b for h, b in sorted(buckets.items()) if h >= oldest]
+    return Decision(stamp(sales.model_copy(update={"hours": kept}), topic, offset))
+
+
+# --- what readers see (the HTTP views and the replay's comparison) ---------------------------
+
+
+def summary_view(s: OrderSummary) -> dict[str, Any]:
+    return {
+        "orderId": s.orderId,
+        "customerId": s.customerId,
+        "status": s.status,
+        "reason": s.reason,
+        "totalAmount": s.totalCents / 100,
+        "placedAt": s.placedAt.isoformat(),
+        "settledAt": s.settledAt.isoformat(),
+        "items": [
+            {"productId": ln.productId, "quantity": ln.quantity, "price": ln.priceCents / 100}
+            for ln in s.lines
+        ],
+    }
+
+
+def customer_view(
+    h: CustomerOrders, listed: Callable[[str], OrderSummary | None], limit: int = HISTORY_LIMIT
+) -> dict[str, Any]:
+    """The history as readers see it; `listed(orderId)` gives a listed order's summary."""
+    summaries = (listed(r.orderId) for r in h.recent[:limit])
+    return {
+        "customerId": h.customerId,
+        "orders": [summary_view(s) for s in summaries if s is not None],
+        "totals": {"orders": h.placed, "confirmed": h.confirmed, "spent": h.spentCents / 100},
+    }
+
+
+def sales_view(p: ProductSales, now: datetime, hours: int) -> dict[str, Any]:
+    """The last `hours` hours up to `now`, newest first, hours without sales as zeros."""
+    by_hour = {b.hour: b for b in p.hours}
+    current = hour_of(now)
+    rows = [
+        by_hour.get(current - n * HOUR, HourSales(hour=current - n * HOUR)) for n in range(hours)
+    ]
+    return {
+        "productId": p.productId,
+        "hours": [{"hour": b.hour.isoformat(), **_figures([b])} for b in rows],
+        "total": _figures(rows),
+    }
+
+
+def _figures(buckets: list[HourSales]) -> dict[str, Any]:
+    return {
+        "units": sum(b.units for b in buckets),
+        "revenue": sum(b.revenueCents for b in buckets) / 100,
+        "orders": sum(b.orders for b in buckets),
+    }

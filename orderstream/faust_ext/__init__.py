@@ -1,0 +1,96 @@
+"""Our Faust classes, plugged in through Faust's own extension points: the transport (entry
+point `faust.transports`: consumer, producer, transaction manager), and the `TableManager` and
+`Stream` app settings.
+
+Each overrides a few methods of faust-streaming FAUST_VERSION; `check_faust_version` refuses
+any other version at start, and tests/unit/faust_ext/test_faust_ext_drift.py fails when the source
+of a Faust function they override or copy changes (OVERRIDES holds each one's hash)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+from importlib.metadata import version
+
+from orderstream.errors import OrderstreamError
+
+FAUST_VERSION = "0.15.3"
+
+#: Faust functions our classes override or copy, and the sha256 of their source (16 digits).
+OVERRIDES: dict[str, str] = {
+    "faust.transport.consumer:Consumer.ack": "5fcf41cf45153475",
+    "faust.transport.consumer:Consumer._new_offset": "1d2c7ea89a7ad4f1",
+    "faust.transport.consumer:Consumer._filter_tps_with_pending_acks": "f6f9239774234e7e",
+    "faust.transport.consumer:Consumer._drain_messages": "44a2500309e83c63",
+    "faust.transport.consumer:Consumer.seek": "b86a9fe05f956b30",
+    "faust.transport.consumer:Consumer.perform_seek": "0e8c130ff4b0afd8",
+    "faust.transport.consumer:Consumer.on_buffer_drop": "4b57e8a418d5ad9c",
+    "faust.transport.consumer:Consumer._commit_offsets": "1a69799041188441",
+    "faust.transport.consumer:ThreadDelegateConsumer._commit": "a20eec84e4b2ed50",
+    "faust.transport.conductor:Conductor._build_handler": "5c071d1277988c57",
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._create_worker_consumer": (
+        "c2701bfc3e6f6cad"
+    ),
+    "faust.transport.drivers.aiokafka:Consumer._new_consumer_thread": "0870ec53dea75083",
+    "faust.transport.drivers.aiokafka:Producer.send": "0b5bd08f52e5e2a9",
+    "faust.transport.producer:Producer.__init__": "5c53a4b47aa1372b",
+    "faust.transport.producer:ProducerBuffer.flush": "26fbebb124ad9c98",
+    "faust.transport.producer:ProducerBuffer._send_pending": "4a9d5f932b56bc68",
+    "faust.transport.producer:ProducerBuffer.put": "bf26dfbc01d91088",
+    "faust.tables.manager:TableManager.on_start": "365dd25fbc0e0684",
+    "faust.tables.manager:TableManager.recovery": "f0bf5de78b4c3d23",
+    "faust.tables.recovery:Recovery._slurp_changelogs": "7825c7e50f766d5a",
+    "faust.tables.recovery:Recovery._build_offsets": "27eec86be06cb51f",
+    "faust.streams:Stream.__aiter__": "e815c0e831f1d2cc",
+    "faust.streams:Stream._py_aiter": "3a48ee257a65435b",
+    # exactly-once mode (transactions.py): overridden, or called and relied upon
+    "faust.transport.consumer:TransactionManager.send": "b8d126be9f10fc69",
+    "faust.transport.consumer:TransactionManager.commit": "fbb29c3467ac8bfa",
+    "faust.transport.consumer:TransactionManager.on_rebalance": "2c190b35003af25c",
+    "faust.transport.consumer:TransactionManager.on_partitions_revoked": "6c0e120716813506",
+    "faust.transport.drivers.aiokafka:Producer.flush": "36d0cb3615f65b01",
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._highwaters": "a7f4f97d9f32aca2",
+    "faust.transport.drivers.aiokafka:Producer.commit_transactions": "70091e6f431974e9",
+    "faust.transport.drivers.aiokafka:Producer.begin_transaction": "970978bd2a00bb12",
+    "faust.transport.drivers.aiokafka:Producer.stop_transaction": "ba24cb80581302aa",
+    # write-back tables (write_back.py): bypassed on set, or called and relied upon
+    "faust.tables.manager:TableManager.on_rebalance": "2d2c23a07bf54328",
+    "faust.tables.table:Table.on_key_set": "a370e35ca55c2c7e",
+    "faust.tables.table:Table.on_key_del": "4f2900b2f9d24a08",
+    "faust.tables.base:Collection.send_changelog": "3dd3884e1b5fc0e1",
+    "faust.tables.base:Collection._on_changelog_sent": "60122c86a120d82c",
+    "faust.stores.rocksdb:Store._set": "4227e561e288d941",
+    "faust.stores.rocksdb:Store.set_persisted_offset": "b4c811926678346e",
+    "faust.stores.rocksdb:Store.revoke_partitions": "3f85447a24fc34ff",
+    "mode.utils.collections:ManagedUserDict.__setitem__": "f3bdf602abc08dd1",
+    "mode.utils.collections:FastUserDict.__getitem__": "eb240364b8add831",
+}
+
+
+class FaustVersionError(OrderstreamError):
+    pass
+
+
+def check_faust_version() -> None:
+    """Our Faust classes were written against one faust-streaming: refuse any other."""
+    installed = version("faust-streaming")
+    if installed != FAUST_VERSION:
+        raise FaustVersionError(
+            f"faust-streaming {installed} is installed, but orderstream's Faust classes "
+            f"(orderstream/faust_ext) were written for {FAUST_VERSION}: install faust-streaming=="
+            f"{FAUST_VERSION} (pyproject.toml), or review orderstream/faust_ext against the new "
+            "version and update FAUST_VERSION and the hashes in OVERRIDES"
+        )
+
+
+def source_hash(ref: str) -> str:
+    """sha256 (first 16 digits) of the source of `module:Class.attr` (a property: its getter)."""
+    module_name, path = ref.split(":")
+    obj: object = importlib.import_module(module_name)
+    for part in path.split("."):
+        obj = inspect.getattr_static(obj, part)
+    obj = getattr(obj, "fget", obj)  # a property
+    obj = getattr(obj, "fun", obj)  # a mode Service.task
+    source = inspect.getsource(obj)  # type: ignore[arg-type]
+    return hashlib.sha256(source.encode()).hexdigest()[:16]

@@ -1,0 +1,43 @@
+"""Kafka's default partitioner (murmur2 of the key, as the Java client and aiokafka compute it),
+with the hashes of recent keys remembered: aiokafka's murmur2 is pure Python (~15 us a record),
+and a worker sends the same keys again and again (a product for each order line, a customer,
+the ~8 records of one order). And where a record of a registry topic belongs: under its entity's
+key (`entity_key`), on that key's partition (`misplaced`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from aiokafka.partitioner import DefaultPartitioner, murmur2
+
+if TYPE_CHECKING:
+    from orderstream.contracts.events import Event
+    from orderstream.contracts.topics import TopicSpec
+
+_default = DefaultPartitioner()
+
+
+@lru_cache(maxsize=16384)
+def key_hash(key: bytes) -> int:
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+def partition_for(key: bytes | None, all_partitions: Sequence[int], available: list[int]) -> int:
+    """The partition Kafka's default partitioner picks (a record without key: a random one)."""
+    if key is None:
+        return int(_default(key, all_partitions, available))
+    return all_partitions[key_hash(key) % len(all_partitions)]
+
+
+def entity_key(spec: TopicSpec, event: Event) -> bytes | None:
+    """The key a record of this topic must have: its entity's id (None: no such field)."""
+    value = getattr(event.data, spec.key, None)
+    return None if value is None else str(value).encode()
+
+
+def misplaced(message: Any, spec: TopicSpec, key: bytes) -> bool:
+    """Whether a record is away from its entity's key, or from that key's partition (the worker
+    re-publishes it: orderstream/worker/repartition.py; the replay skips it)."""
+    return bool(message.key != key or key_hash(key) % spec.partitions != message.partition)

@@ -1,0 +1,1 @@
+"""Prometheus metrics (`metrics`) and OpenTelemetry tracing (`tracing`)."""

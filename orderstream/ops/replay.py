@@ -1,0 +1,280 @@
+"""`orderstream replay`: rebuild the read models (order summaries, customer histories, hourly
+sales per product) from the beginning of their topics, with the same pure rules the agents
+use, and compare them with the live read models. Summaries and histories come from the order
+outcomes (order-status); sales from the commits (inventory-requests): the commit that sells an
+order's hold records its sale.
+
+The rebuild is a fold in this process's memory: it joins no consumer group and writes no topic,
+so it cannot disturb the running workers, and it shows exactly what the rules make of the log.
+(A fresh Faust application id would rebuild into new changelogs, but its worker would run the
+saga too and act on the shared topics again.) The live state is read from the read models'
+changelog topics, what a worker recovers from, so no worker needs to be up to compare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from orderstream.contracts.events import CommitStock, StatusEvent, decode
+from orderstream.contracts.topics import TopicSpec, accepted_types, changelog_topic, registry
+from orderstream.domain.projections import (
+    CustomerOrders,
+    OrderSummary,
+    Origin,
+    ProductSales,
+    customer_view,
+    history_key,
+    record_order,
+    record_sale,
+    relisted,
+    sale_of,
+    summarize,
+)
+from orderstream.errors import EventError
+from orderstream.kafka.auth import client_options
+from orderstream.kafka.partitioner import entity_key, misplaced
+from orderstream.kafka.reader import partitions_of, read_topic
+from orderstream.settings import Settings
+
+ACCEPT = accepted_types("order_status")
+ACCEPT_COMMANDS = accepted_types("inventory_requests")
+MODELS = ("order_summaries", "customer_orders", "product_sales")  # the tables, by name
+
+
+@dataclass
+class ReadModels:
+    """Every read model, by key: `apply` is what the order summary and customer history agents
+    do with an outcome, `apply_commit` what the inventory agent does for the sales."""
+
+    summaries: dict[str, OrderSummary] = field(default_factory=dict)
+    customers: dict[str, CustomerOrders] = field(default_factory=dict)
+    listed: dict[str, OrderSummary] = field(default_factory=dict)  # by history_key
+    sales: dict[str, ProductSales] = field(default_factory=dict)
+    committed: set[tuple[str, str]] = field(default_factory=set)  # (productId, orderId)
+
+    def apply(self, outcome: StatusEvent, origin: Origin) -> None:
+        if outcome.data.orderId in self.summaries:  # the saga announced it again
+            return
+        summary = summarize(outcome, origin)
+        self.summaries[summary.orderId] = summary
+        before = self.customers.get(summary.customerId)
+        history = record_order(before, summary).state
+        if history is not None:
+            added, dropped = relisted(before, history, summary)
+            if added is not None:
+                self.listed[history_key(added.customerId, added.orderId)] = added
+            for order_id in dropped:
+                self.listed.pop(history_key(summary.customerId, order_id), None)
+            self.customers[summary.customerId] = history
+
+    def apply_commit(self, cmd: CommitStock, topic: str, offset: int) -> None:
+        """A commit at `offset` of `topic`, in its product's partition. The replay has no stock
+        levels: the first commit of an order's line is the one that sold its hold (the saga
+        commits a line only once it is reserved; a commit re-sent later finds it sold)."""
+        line = (cmd.data.productId, cmd.data.orderId)
+        if line in self.committed:
+            return
+        self.committed.add(line)
+        sales = record_sale(self.sales.get(line[0]), sale_of(cmd), topic, offset).state
+        if sales is not None:
+            self.sales[line[0]] = sales
+
+    def views(self) -> dict[str, dict[str, Any]]:
+        """What readers see, by model and key (without the watermarks, which are bookkeeping)."""
+        return {
+            "order_summaries": {k: v.model_dump(mode="json") for k, v in self.summaries.items()},
+            "customer_orders": {k: self._history(v) for k, v in self.customers.items()},
+            "product_sales": {
+                k: v.model_dump(mode="json", exclude={"applied"}) for k, v in self.sales.items()
+            },
+        }
+
+    def _history(self, h: CustomerOrders) -> dict[str, Any]:
+        """A customer's history as readers see it, and which orders it lists (a listed order
+        whose summary is missing shows in the second, not the first)."""
+        view = customer_view(h, lambda order: self.listed.get(history_key(h.customerId, order)))
+        return {**view, "listed": [r.orderId for r in h.recent]}
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int
+    skipped: int
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self) -> str:
+        share = 100.0 * self.done / self.total if self.total else 100.0
+        rate = self.done / max(time.monotonic() - self.started, 1e-6)
+        return (
+            f"replayed {self.done}/{self.total} records ({share:.0f}%), "
+            f"{rate:.0f} records/s, {self.skipped} skipped"
+        )
+
+
+async def rebuild(
+    settings: Settings,
+    *,
+    until: datetime | None = None,
+    report: Callable[[Progress], None] | None = None,
+    every_s: float = 1.0,
+) -> tuple[ReadModels, Progress]:
+    """Fold order-status and inventory-requests from their first records to their ends at the
+    start of the call (records after `until`, by Kafka timestamp, are left out: the read models
+    as they were then)."""
+    models = ReadModels()
+    specs = registry(settings)
+    outcomes, commands = specs["order_status"], specs["inventory_requests"]
+    until_ms = int(until.timestamp() * 1000) if until else None
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        isolation_level="read_committed",  # what a downstream consumer sees
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        **client_options(settings),
+    )
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(spec.name, p)
+            for spec in (outcomes, commands)
+            for p in sorted(await partitions_of(consumer, spec.name))
+        ]
+        consumer.assign(tps)
+        start, end = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        progress = Progress(0, sum(end[tp] - start[tp] for tp in tps), 0)
+        await consumer.seek_to_beginning(*tps)
+        remaining, shown = {tp for tp in tps if end[tp] > start[tp]}, time.monotonic()
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=10_000)
+            for tp, records in batch.items():
+                for rec in _before(records, end[tp]):
+                    progress.done += 1
+                    if until_ms is not None and rec.timestamp > until_ms:
+                        continue
+                    if tp.topic == commands.name:
+                        _commit(models, commands, rec, progress)
+                        continue
+                    try:
+                        outcome: StatusEvent = decode(rec.value, ACCEPT)  # type: ignore[assignment]
+                    except EventError:  # a dead letter for the live agent too
+                        progress.skipped += 1
+                        continue
+                    models.apply(outcome, Origin(partition=tp.partition, offset=rec.offset))
+            for tp in list(remaining):
+                if await consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+            if report is not None and time.monotonic() - shown >= every_s:
+                report(progress)
+                shown = time.monotonic()
+        if report is not None:
+            report(progress)
+        return models, progress
+    finally:
+        await consumer.stop()
+
+
+def _commit(models: ReadModels, spec: TopicSpec, rec: Any, progress: Progress) -> None:
+    """An inventory request: a commit counts where the inventory agent applies it, on its
+    product's partition (a copy placed elsewhere by another partitioner is re-published there
+    by the agent, and applied as that copy)."""
+    try:
+        cmd = decode(rec.value, ACCEPT_COMMANDS)
+    except EventError:  # a dead letter for the live agent too
+        progress.skipped += 1
+        return
+    key = entity_key(spec, cmd)
+    if isinstance(cmd, CommitStock) and key is not None and not misplaced(rec, spec, key):
+        models.apply_commit(cmd, rec.topic, rec.offset)
+
+
+def _before(records: list[Any], end: int) -> Iterator[Any]:
+    return (r for r in records if r.offset < end)
+
+
+async def live(settings: Settings) -> ReadModels:
+    """The workers' read models, as their changelogs hold them (the last value per key)."""
+    models = ReadModels()
+    targets: dict[str, tuple[dict[str, Any], type[Any]]] = {
+        "order_summaries": (models.summaries, OrderSummary),
+        "customer_orders": (models.customers, CustomerOrders),
+        "product_sales": (models.sales, ProductSales),
+    }
+    for table, (into, model) in targets.items():
+        for rec in await read_topic(settings, changelog_topic(settings, table)):
+            key = rec.key.decode()
+            if table == "customer_orders" and "/" in key:  # a listed order's summary
+                if rec.value is None:
+                    models.listed.pop(key, None)
+                else:
+                    models.listed[key] = OrderSummary.model_validate_json(rec.value)
+            elif rec.value is None:
+                into.pop(key, None)
+            else:
+                into[key] = model.model_validate_json(rec.value)
+    return models
+
+
+def diff(live_views: dict[str, dict[str, Any]], rebuilt: dict[str, dict[str, Any]]) -> list[str]:
+    """Every difference between two sets of views, one line each ('' lists: none)."""
+    lines: list[str] = []
+    for model in MODELS:
+        a, b = live_views.get(model, {}), rebuilt.get(model, {})
+        for key in sorted(set(a) | set(b)):
+            if key not in b:
+                lines.append(f"{model} {key}: only live")
+            elif key not in a:
+                lines.append(f"{model} {key}: missing live (the rebuild has it)")
+            else:
+                lines += [f"{model} {key}: {d}" for d in _fields(a[key], b[key], "")]
+    return lines
+
+
+def _fields(a: Any, b: Any, path: str) -> Iterator[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            yield from _fields(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for n, (x, y) in enumerate(zip(a, b, strict=True)):
+            yield from _fields(x, y, f"{path}[{n}]")
+    elif a != b:
+        yield f"{path or 'value'}: live {_short(a)}, rebuilt {_short(b)}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def summary(models: ReadModels) -> str:
+    buckets = sum(len(s.hours) for s in models.sales.values())
+    return (
+        f"{len(models.summaries)} orders, {len(models.customers)} customers, "
+        f"{len(models.sales)} products ({buckets} product-hours)"
+    )
+
+
+async def compare(
+    settings: Settings,
+    *,
+    until: datetime | None = None,
+    wait_s: float = 0.0,
+    report: Callable[[Progress], None] | None = None,
+) -> tuple[ReadModels, ReadModels, list[str]]:
+    """(rebuilt, live, differences); while they differ, try again for up to `wait_s` seconds
+    (the workers may still be working through the end of the log)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        rebuilt, _ = await rebuild(settings, until=until, report=report)
+        current = await live(settings)
+        found = diff(current.views(), rebuilt.views())
+        if not found or time.monotonic() >= deadline:
+            return rebuilt, current, found
+        await asyncio.sleep(1.0)

@@ -1,0 +1,77 @@
+"""Inventory agent: reserve / release / commit holds and apply stock adjustments, per product;
+a commit that sells an order's hold also records the sale (read model `product_sales`, keyed by
+product like the stock: the same partition, the same step)."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from orderstream.contracts.events import CommitStock, Event, InventoryInput, ReserveStock, decode
+from orderstream.contracts.topics import accepted_types
+from orderstream.domain import inventory, projections
+from orderstream.domain.common import already_applied, stamp
+from orderstream.observability import metrics
+from orderstream.observability.tracing import traced
+from orderstream.worker.app import app, publish, topic
+from orderstream.worker.dead_letters import guarded
+from orderstream.worker.repartition import rehomed
+from orderstream.worker.tables.committed_holds import mark_committed, was_committed
+from orderstream.worker.tables.inventory import get_stock, put_stock
+from orderstream.worker.tables.product_sales import get_sales, put_sales
+
+ACCEPT = accepted_types("inventory_requests", "stock_adjustments")
+
+
+@app.agent(topic("inventory_requests", "stock_adjustments"), name="inventory")
+async def inventory_agent(stream: Any) -> None:
+    async for event in stream.events():
+        with traced(event, "inventory"):
+            await guarded("inventory", event, partial(_handle, event))
+
+
+async def _handle(event: Any) -> None:
+    msg = event.message
+    cmd: InventoryInput = decode(event.value, ACCEPT)  # type: ignore[assignment]
+    if await rehomed(event, cmd):  # placed by another partitioner: applied where it belongs
+        return
+    # The stock is written last: a step that failed half-way (retried in place) or whose
+    # writes were partly lost comes again through the rules, not as a redelivery.
+    stock = get_stock(cmd.data.productId)
+    if stock is not None and already_applied(stock.applied, msg.topic, msg.offset):
+        if isinstance(cmd, CommitStock):
+            _committed(cmd, msg, sold=False)
+        put_stock(stock)  # its changelog write may have been lost (not committed over)
+        emit: list[Event] = list(inventory.redelivered(stock, cmd))
+        metrics.duplicate_dropped("inventory")
+    else:
+        committed = isinstance(cmd, ReserveStock) and was_committed(
+            cmd.data.productId, cmd.data.orderId
+        )
+        decision = inventory.apply(stock, cmd, committed)
+        metrics.inventory_decided(decision)
+        if isinstance(cmd, CommitStock):
+            _committed(cmd, msg, sold=decision.state is not None)
+        if decision.state is not None:
+            put_stock(stamp(decision.state, msg.topic, msg.offset))
+        emit = decision.emit
+    for out in emit:
+        await publish(out)
+
+
+def _committed(cmd: CommitStock, msg: Any, *, sold: bool) -> None:
+    """Mark the order's hold committed (its changelog write may have been lost before) and
+    record the sale if this very record sold the hold (`sold`: it did now; a redelivery or a
+    step done again knows it from the marker). The sale's own watermark drops it if it was
+    recorded before, so a sale is recorded once however often its commit comes."""
+    line = cmd.data
+    seller = mark_committed(line.productId, line.orderId, msg.offset if sold else None)
+    if seller != msg.offset:  # sold by another commit, or by none
+        return
+    before = get_sales(line.productId)
+    decision = projections.record_sale(before, projections.sale_of(cmd), msg.topic, msg.offset)
+    if decision.duplicate:
+        metrics.duplicate_dropped("projections")  # a read model's repeat
+    sales = decision.state or before
+    if sales is not None:
+        put_sales(sales)  # again when a duplicate: its changelog write may have been lost

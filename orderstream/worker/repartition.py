@@ -1,0 +1,57 @@
+"""Every record is applied on the partition its entity's key belongs to.
+
+Producers we did not write place records their own way: librdkafka's default partitioner
+(CRC32), round-robin, no key, or a key that is not the entity's id. A record away from the
+partition Kafka's default partitioner (murmur2) gives its entity's key would be applied by
+whichever worker owns that partition, apart from the rest of its entity's state (an order's
+replies come back on the murmur2 partition). Such a record is re-published, unchanged, to its
+topic under its entity's key before any state is read or written, and applied when it comes
+back on the right partition.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from typing import Any
+
+from orderstream.contracts.events import Event
+from orderstream.contracts.topics import TopicSpec
+from orderstream.kafka.partitioner import entity_key, key_hash, misplaced
+from orderstream.observability import metrics
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def _specs_by_name() -> dict[str, TopicSpec]:
+    from orderstream.contracts.topics import registry
+    from orderstream.worker.app import settings
+
+    return {spec.name: spec for spec in registry(settings).values()}
+
+
+async def rehomed(event: Any, decoded: Event) -> bool:
+    """True when the record was away from its entity's partition: it was re-published there
+    (the caller applies nothing now; the copy is applied when it comes in)."""
+    from orderstream.worker.app import send
+
+    message = event.message
+    spec = _specs_by_name().get(message.topic)
+    key = None if spec is None else entity_key(spec, decoded)
+    if spec is None or key is None or not misplaced(message, spec, key):
+        return False
+    headers = dict(event.headers or {})
+    await send(message.topic, key, event.value, headers)
+    metrics.record_repartitioned(message.topic)
+    log.info(
+        "%s/%d@%d: %s keyed %r belongs to partition %d (key %r): re-published there",
+        message.topic,
+        message.partition,
+        message.offset,
+        decoded.eventType,
+        message.key,
+        key_hash(key) % spec.partitions,
+        key,
+    )
+    return True

@@ -1,0 +1,18 @@
+"""Stock per product (available, held, sold, holds per order): changelog-backed RocksDB."""
+
+from __future__ import annotations
+
+from orderstream.domain.inventory import ProductStock
+from orderstream.worker.app import raw_table
+from orderstream.worker.tables.model_table import ModelTable
+
+stock_table = raw_table("inventory", "Stock per product, keyed by productId.")
+_models = ModelTable(stock_table, ProductStock)
+
+
+def get_stock(product_id: str) -> ProductStock | None:
+    return _models.get(product_id)
+
+
+def put_stock(stock: ProductStock) -> None:
+    _models.put(stock.productId, stock)

@@ -1,0 +1,62 @@
+"""A changelog-backed table of JSON models, remembering the models it decoded last.
+
+Every step reads its key's state, decides and writes it back; the same keys come again and again
+(a product's stock for each of its order lines, an order's state at each saga step). Parsing the
+JSON again each time was the biggest single cost in the worker's profile. The memo is keyed by
+the stored bytes themselves, so it can never answer with a stale model: a value written by a
+recovery, a rebalance or another worker differs in its bytes and is parsed again. Models are
+immutable (frozen, and no rule changes a field in place), so handing the same one out is safe;
+for the same reason a put of the very model an earlier put encoded (a step that found its
+record already applied writes its state again) reuses those bytes instead of encoding it again.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from orderstream.worker import chaos
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ModelTable(Generic[M]):
+    def __init__(self, table: Any, model: type[M], remember: int = 2048) -> None:
+        self.table = table  # the Faust table: bytes -> bytes
+        self.model = model
+        self.remember = remember
+        # key -> (stored bytes, their model, whether the bytes are this code's encoding of it)
+        self._memo: OrderedDict[bytes, tuple[bytes, M, bool]] = OrderedDict()
+
+    def get(self, key: str) -> M | None:
+        k = key.encode()
+        raw = self.table.get(k)
+        if raw is None:
+            return None
+        hit = self._memo.get(k)
+        if hit is not None and hit[0] == raw:
+            self._memo.move_to_end(k)
+            return hit[1]
+        model = self.model.model_validate_json(raw)
+        self._keep(k, raw, model, encoded=False)  # maybe another version's or field order
+        return model
+
+    def put(self, key: str, model: M) -> None:
+        k = key.encode()
+        hit = self._memo.get(k)
+        if hit is not None and hit[1] is model and hit[2]:
+            raw = hit[0]  # this very model, encoded by an earlier put: the same bytes
+        else:
+            # model_dump_json().encode(), without the str round trip
+            raw = model.__pydantic_serializer__.to_json(model)
+        chaos.store_write()
+        self.table[k] = raw
+        self._keep(k, raw, model, encoded=True)
+
+    def _keep(self, key: bytes, raw: bytes, model: M, *, encoded: bool) -> None:
+        self._memo[key] = (raw, model, encoded)
+        self._memo.move_to_end(key)
+        if len(self._memo) > self.remember:
+            self._memo.popitem(last=False)

@@ -1,0 +1,177 @@
+"""Our Faust classes (orderstream/faust_ext) inside a real faust.App: selected through Faust's own
+extension points, and behaving as documented with Faust's real message and consumer types."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any, cast
+
+import faust
+import pytest
+from faust.transport.consumer import ConsumerMessage
+from faust.types import TP
+
+from orderstream import faust_ext
+from orderstream.faust_ext import consumer as ext_consumer
+from orderstream.faust_ext import producer as ext_producer
+from orderstream.faust_ext import tables as ext_tables
+from orderstream.faust_ext.transport import Transport, broker_urls
+
+T0 = TP("orders", 0)
+
+
+@pytest.fixture
+def app() -> Iterator[faust.App]:
+    app = faust.App(
+        "faust-ext-test",
+        broker=broker_urls("kafka://127.0.0.1:1"),
+        TableManager=ext_tables.TableManager,
+        store="memory://",
+    )
+    app.flow_control.resume()  # as a running worker's (suspended, Faust drops what it holds)
+    app.consumer_generation_id = 0  # the records' (message() below)
+    yield app
+
+
+def message(tp: TP, offset: int, generation: int = 0) -> ConsumerMessage:
+    return ConsumerMessage(
+        tp.topic, tp.partition, offset, 0.0, 0, [], b"k", b"v", 1, 1, tp=tp,
+        generation_id=generation,
+    )  # fmt: skip
+
+
+def test_faust_selects_our_classes_through_its_extension_points(app: faust.App) -> None:
+    # The entry point (pyproject.toml: faust.transports) maps orderstream:// to our transport
+    assert (
+        broker_urls("kafka://a:9092;kafka://b:9093") == "orderstream://a:9092;orderstream://b:9093"
+    )
+    assert isinstance(app.transport, Transport)
+    assert isinstance(app.consumer, ext_consumer.Consumer)
+    assert isinstance(app.producer, ext_producer.Producer)
+    assert isinstance(app.producer.buffer, ext_producer.ProducerBuffer)
+    assert isinstance(app.tables, ext_tables.TableManager)
+    assert isinstance(cast(Any, app.tables).recovery, ext_tables.Recovery)
+
+
+async def test_the_consumer_reads_committed_records_only(app: faust.App) -> None:
+    thread = cast(Any, app.consumer)._thread
+    assert isinstance(thread, ext_consumer.ConsumerThread)
+    client = thread._create_worker_consumer(app.transport)
+    assert client._isolation_level == "read_committed"
+
+
+def test_commits_move_over_processed_records_whatever_the_offsets_between(
+    app: faust.App,
+) -> None:
+    consumer = cast(Any, app.consumer)
+    consumer.ledger.reset(T0, 0)
+    # Records of two transactions (3 and 6 are commit markers: never fetched)
+    msgs = [message(T0, o) for o in (0, 1, 2, 4, 5, 7)]
+    for m in msgs:
+        assert consumer.ledger.admit(T0, m.offset, m)
+    for m in msgs[:-1]:
+        assert consumer.ack(m)
+    assert consumer._new_offset(T0) == 7  # the last record is still being processed
+    assert consumer.ack(msgs[-1])
+    assert consumer._new_offset(T0) == 8
+    assert list(consumer._filter_tps_with_pending_acks()) == [T0]
+
+
+def test_a_record_its_stream_dropped_in_a_rebalance_is_not_done(app: faust.App) -> None:
+    consumer = cast(Any, app.consumer)
+    consumer.ledger.reset(T0, 0)
+    app.consumer_generation_id = 2
+    done, stale, after = (message(T0, 0, 2), message(T0, 1, 1), message(T0, 2, 2))
+    for m in (done, stale, after):
+        consumer.ledger.admit(T0, m.offset, m)
+    assert consumer.ack(done)
+    assert not consumer.ack(stale)  # Faust acks what it drops
+    assert not consumer.may_apply(after)  # nothing is applied past it
+    assert not consumer.ack(after)
+    assert consumer._new_offset(T0) == 1  # read again from the dropped record
+    assert consumer.ledger.broken()[T0][0] == 1
+
+
+def test_a_fault_stops_the_partition_and_the_worker_reports_it(app: faust.App) -> None:
+    consumer = cast(Any, app.consumer)
+    consumer.ledger.reset(T0, 0)
+    first, second = message(T0, 0), message(T0, 1)
+    for m in (first, second):
+        consumer.ledger.admit(T0, m.offset, m)
+    consumer.fault(first, "saga: OSError('disk full')", retry_in=30)
+    assert not consumer.ack(first)
+    assert not consumer.may_apply(second)
+    assert consumer._new_offset(T0) == 0  # never past the failed record
+    assert T0 in consumer._paused_partitions
+    assert consumer.faults() == {
+        "partitions": {"orders/0": "at offset 0: saga: OSError('disk full')"}
+    }
+    assert consumer.stopped_on_purpose(T0)
+
+
+def test_a_partition_paused_by_the_app_stays_out_when_its_queue_drains(app: faust.App) -> None:
+    consumer = cast(Any, app.consumer)
+    consumer._active_partitions = set()
+    consumer._buffered_partitions = {T0}
+    consumer.paused_by_app.add(T0)
+    consumer.on_buffer_drop(T0)
+    assert T0 not in consumer._active_partitions
+    consumer.paused_by_app.clear()
+    consumer.on_buffer_drop(T0)
+    assert T0 in consumer._active_partitions
+
+
+async def test_a_failed_delivery_is_remembered_until_cleared(app: faust.App) -> None:
+    producer = cast(Any, app.producer)
+    failed: list[str] = []
+    producer.on_failed_send = lambda topic, error: failed.append(topic)
+    ok: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    bad: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    producer._inflight[ok] = ("order-status", None)
+    producer._inflight[bad] = ("order-status", None)
+    ok.add_done_callback(producer._delivered)
+    bad.add_done_callback(producer._delivered)
+    ok.set_result(None)
+    bad.set_exception(RuntimeError("MessageSizeTooLarge"))
+    # Counted at once, even before the callbacks ran (the consumer asks right after a flush)
+    assert producer.failed_sends() == 1
+    await asyncio.sleep(0)
+    assert producer.failed_sends() == 1
+    assert failed == ["order-status"]
+    producer.clear_failures()
+    assert producer.failed_sends() == 0
+
+
+def test_the_installed_faust_is_the_one_our_classes_were_written_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    faust_ext.check_faust_version()  # the pinned one: no error
+    monkeypatch.setattr(faust_ext, "version", lambda name: "0.16.0")
+    with pytest.raises(faust_ext.FaustVersionError, match=r"0\.16\.0 is installed.*0\.15\.3"):
+        faust_ext.check_faust_version()
+
+
+async def test_a_worker_paused_past_its_session_share_applies_and_sends_nothing(
+    app: faust.App,
+) -> None:
+    consumer = cast(Any, app.consumer)
+    producer = cast(Any, app.producer)
+    consumer.ledger.reset(T0, 0)
+    record = message(T0, 0)
+    consumer.ledger.admit(T0, 0, record)
+    consumer._clock_running = True
+    assert consumer.may_apply(record)
+    # When the process was stopped longer than half the session timeout (its clock stood still)
+    consumer._last_tick -= app.conf.broker_session_timeout
+    # Then it applies nothing (the record is read again later) and sends nothing
+    assert not consumer.may_apply(record)
+    assert consumer.ledger.broken()[T0][0] == 0
+    refused = await producer.send("order-status", b"o-1", b"{}", None, None, None)
+    with pytest.raises(ext_producer.WorkerFenced):
+        await refused
+    assert producer.failed_sends() == 1
+    assert "fenced" in consumer.faults()
+    # And a rebalance that gives it partitions again lifts the fence
+    consumer._unfence("test")
+    assert not consumer.fenced()

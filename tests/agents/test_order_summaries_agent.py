@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-import agents.order_summaries as summaries_module
-import app.application as application
-from agents.order_summaries import order_summaries_agent
-from app.domain.projections import ORIGIN_HEADER, OrderSummary, Origin, summarize
-from app.events import encode
-from app.partitioner import key_hash
-from app.topics import registry
-from tables.order_summaries import get_summary, put_summary
-from tests.unit.test_projection_rules import T, outcome
+import orderstream.worker.agents.order_summaries as summaries_module
+import orderstream.worker.app as application
+from orderstream.contracts.events import encode
+from orderstream.contracts.topics import registry
+from orderstream.domain.projections import ORIGIN_HEADER, OrderSummary, Origin, summarize
+from orderstream.kafka.partitioner import key_hash
+from orderstream.worker.agents.order_summaries import order_summaries_agent
+from orderstream.worker.tables.order_summaries import get_summary, put_summary
+from tests.unit.domain.test_projection_rules import T, outcome
 
 pytestmark = pytest.mark.asyncio
 

@@ -13,12 +13,9 @@ from typing import Any
 
 import pytest
 
-import agents.payment as payment_module
-import app.application as application
-from agents.payment import payment_agent
-from app import payment_service
-from app.application import settings
-from app.events import (
+import orderstream.worker.agents.payment as payment_module
+import orderstream.worker.app as application
+from orderstream.contracts.events import (
     Event,
     PaymentFailed,
     PaymentRequestData,
@@ -28,10 +25,14 @@ from app.events import (
     event_id,
     utcnow,
 )
-from app.gateway import Charge, TransientGatewayError
-from app.partitioner import key_hash
-from app.topics import registry
-from tables.payments import get_payment, payments_table
+from orderstream.contracts.topics import registry
+from orderstream.domain.payment import Charge
+from orderstream.kafka.partitioner import key_hash
+from orderstream.worker import payment_service
+from orderstream.worker.agents.payment import payment_agent
+from orderstream.worker.app import settings
+from orderstream.worker.gateway import TransientGatewayError
+from orderstream.worker.tables.payments import get_payment, payments_table
 
 pytestmark = pytest.mark.asyncio
 

@@ -41,7 +41,7 @@ class WorkerProcess:
                 "-m",
                 "faust",
                 "-A",
-                "app",
+                "orderstream.worker.app",
                 "worker",
                 "-l",
                 "info",

@@ -2,7 +2,8 @@
 every worker for its share of a table (lists that span all partitions).
 
 Single keys are routed with Faust's `@app.table_route`; its key -> partition lookup is the
-producer's (murmur2 over the raw key bytes), the same function `partition_for` uses.
+producer's (murmur2 over the raw key bytes), the function `owns` uses too
+(orderstream/kafka/partitioner.py).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 import aiohttp
-from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP
 from faust.web import Request
 from faust.web.exceptions import ParseError, ServiceUnavailable
 from yarl import URL
 
+from orderstream.kafka.partitioner import key_hash
 from orderstream.worker.app import app, settings
 
 FAN_OUT_TIMEOUT_S = 5.0
@@ -51,15 +52,9 @@ def routed(table: Any, match_info: str) -> Callable[[Handler], Handler]:
     return decorate
 
 
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition a producer puts this key in (Kafka's murmur2, as aiokafka and Java do)."""
-    every = list(range(partitions))
-    return int(DefaultPartitioner()(key, every, every))
-
-
 def owns(table: Any, key: bytes) -> bool:
     """True when this worker holds the key's partition of the table as active (not standby)."""
-    tp = TP(table.changelog_topic.get_topic_name(), partition_for(key, settings.partitions))
+    tp = TP(table.changelog_topic.get_topic_name(), key_hash(key) % settings.partitions)
     return tp in app.assignor.assigned_actives()
 
 

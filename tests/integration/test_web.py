@@ -7,9 +7,9 @@ import contextlib
 import time
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from devtools.workers import WorkerProcess
-from orderstream.web.cluster import partition_for
 from tests.integration.conftest import Stack, free_ports
 from tests.integration.webclient import (
     AUTH,
@@ -170,12 +170,16 @@ def test_readyz_answers_503_until_tables_are_recovered(stack: type[Stack]) -> No
     assert get(w, "/inventory/NOT-THERE").status == 404
 
 
+PARTITIONS = list(range(4))  # the stack's partitions
+
+
 def _ids_over_all_partitions(per_partition: int) -> list[str]:
-    ids: dict[int, list[str]] = {p: [] for p in range(4)}
+    """Ids spread over every partition, by aiokafka's own default partitioner (not ours)."""
+    ids: dict[int, list[str]] = {p: [] for p in PARTITIONS}
     n = 0
     while any(len(v) < per_partition for v in ids.values()):
         oid = f"route-{n:04d}"
-        bucket = ids[partition_for(oid.encode(), 4)]
+        bucket = ids[int(DefaultPartitioner()(oid.encode(), PARTITIONS, PARTITIONS))]
         if len(bucket) < per_partition:
             bucket.append(oid)
         n += 1

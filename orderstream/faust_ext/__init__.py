@@ -23,6 +23,7 @@ OVERRIDES: dict[str, str] = {
     "faust.transport.consumer:Consumer._new_offset": "1d2c7ea89a7ad4f1",
     "faust.transport.consumer:Consumer._filter_tps_with_pending_acks": "f6f9239774234e7e",
     "faust.transport.consumer:Consumer._drain_messages": "44a2500309e83c63",
+    "faust.transport.consumer:Consumer.getmany": "4b168d84882a70d6",
     "faust.transport.consumer:Consumer.seek": "b86a9fe05f956b30",
     "faust.transport.consumer:Consumer.perform_seek": "0e8c130ff4b0afd8",
     "faust.transport.consumer:Consumer.on_buffer_drop": "4b57e8a418d5ad9c",

@@ -107,6 +107,15 @@ class Ledger(Generic[K]):
         part.broken, part.broken_because, part.retry_at = offset, reason, retry_at
         return True
 
+    def left_behind(self, tp: K, offset: int, reason: str) -> bool:
+        """A fetched record that was not handed over: the partition breaks at it if the ledger
+        would have admitted it (a stale one, below the floor or fetched before a rewind,
+        changes nothing). True when that newly broke the partition."""
+        part = self._part(tp)
+        if offset < part.floor or (part.exact and offset != part.floor):
+            return False
+        return self.break_at(tp, offset, reason)
+
     def broken(self) -> dict[K, tuple[int, str, float]]:
         """Broken partitions: (first record not processed, why, when it may be rewound)."""
         return {

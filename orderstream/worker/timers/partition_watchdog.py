@@ -44,8 +44,11 @@ async def resume_stalled_partitions() -> None:
 async def _check() -> None:
     recovery = cast(Any, app.tables).recovery
     consumer = cast(Any, app.consumer)
-    if not recovery.completed.is_set() or recovery.in_recovery:
-        _still.clear()  # partitions are paused on purpose while tables recover
+    if not recovery.completed.is_set() or recovery.in_recovery or app.rebalancing:
+        # Partitions are paused, and the flow stopped, on purpose while a rebalance moves them
+        # and the tables recover. (Resumed mid-rebalance, the flow fetched for the old
+        # assignment: the chaos test saw a batch of it dropped, ~560 records committed over.)
+        _still.clear()
         return
     tps = _watched(consumer)
     ends = await consumer.highwaters(*tps) if tps else {}

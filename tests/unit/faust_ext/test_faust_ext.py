@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import faust
 import pytest
+from aiokafka.structs import ConsumerRecord
 from faust.transport.consumer import ConsumerMessage
 from faust.types import TP
 
@@ -19,6 +20,7 @@ from orderstream.faust_ext import tables as ext_tables
 from orderstream.faust_ext.transport import Transport, broker_urls
 
 T0 = TP("orders", 0)
+T1 = TP("orders", 1)
 
 
 @pytest.fixture
@@ -91,6 +93,86 @@ def test_a_record_its_stream_dropped_in_a_rebalance_is_not_done(app: faust.App) 
     assert not consumer.ack(after)
     assert consumer._new_offset(T0) == 1  # read again from the dropped record
     assert consumer.ledger.broken()[T0][0] == 1
+
+
+def _fetched(consumer: Any, batch: dict[TP, range], active: set[TP]) -> None:
+    """The next fetch returns these offsets (aiokafka's records) with these active partitions."""
+    records = {
+        tp: [ConsumerRecord(tp.topic, tp.partition, o, 0, 0, b"k", b"v", None, 1, 1, ())
+             for o in offsets]
+        for tp, offsets in batch.items()
+    }  # fmt: skip
+
+    async def next_records(timeout: float) -> tuple[dict[TP, list[Any]], set[TP]]:  # noqa: ASYNC109
+        return records, active
+
+    consumer._wait_next_records = next_records
+    consumer.highwater = lambda tp: 100
+
+
+async def _take(consumer: Any, stop_after: int, stop: Any) -> list[tuple[TP, int]]:
+    """Run one fetch, admitting what it hands over; `stop()` after `stop_after` records."""
+    got: list[tuple[TP, int]] = []
+    async for tp, msg in consumer.getmany(timeout=0):
+        assert consumer.ledger.admit(tp, msg.offset, msg)
+        got.append((tp, msg.offset))
+        if len(got) == stop_after:
+            stop()
+    return got
+
+
+@pytest.mark.parametrize("stop", ["flow stopped", "generation changed"])
+async def test_records_a_fetch_did_not_hand_over_break_their_partitions(
+    app: faust.App, stop: str
+) -> None:
+    consumer = cast(Any, app.consumer)
+    consumer.flow_active = True
+    for tp in (T0, T1):
+        consumer.ledger.reset(tp, 10)
+    _fetched(consumer, {T0: range(10, 15), T1: range(10, 13)}, {T0, T1})
+
+    def stopped() -> None:  # a rebalance begins while the batch is being handed over
+        if stop == "flow stopped":
+            consumer.flow_active = False
+        else:
+            app.consumer_generation_id += 1
+
+    got = await _take(consumer, 3, stopped)
+    # Faust hands partitions over in turn, and dropped the rest of the batch silently: the
+    # next fetch's records (from offset 15 and 13) were admitted and committed over 11-14
+    assert got == [(T0, 10), (T1, 10), (T0, 11)]
+    broken = consumer.ledger.broken()
+    assert {tp: at for tp, (at, _, _) in broken.items()} == {T0: 12, T1: 11}
+    assert "not handed over" in broken[T0][1]
+    assert not consumer.ledger.admit(T0, 15, object())  # nothing past it until the rewind
+
+
+async def test_records_of_a_partition_paused_part_way_are_left_behind_not_lost(
+    app: faust.App,
+) -> None:
+    consumer = cast(Any, app.consumer)
+    consumer.flow_active = True
+    for tp in (T0, T1):
+        consumer.ledger.reset(tp, 0)
+    consumer._active_partitions = {T0, T1}  # Faust hands over the live set (not a copy)
+    _fetched(consumer, {T0: range(3), T1: range(3)}, consumer._active_partitions)
+    got = await _take(consumer, 2, lambda: consumer.pause_partitions([T1]))
+    assert got == [(T0, 0), (T1, 0), (T0, 1), (T0, 2)]
+    assert {tp: at for tp, (at, _, _) in consumer.ledger.broken().items()} == {T1: 1}
+
+
+async def test_records_fetched_before_a_seek_are_stale_not_left_behind(app: faust.App) -> None:
+    consumer = cast(Any, app.consumer)
+    consumer.flow_active = True
+    consumer.ledger.reset(T0, 0)
+    _fetched(consumer, {T0: range(5)}, {T0})
+
+    def sought_then_stopped() -> None:  # the partition was sought since the batch was fetched
+        consumer._seeks[T0] = consumer._seeks.get(T0, 0) + 1
+        consumer.flow_active = False
+
+    assert await _take(consumer, 1, sought_then_stopped) == [(T0, 0)]
+    assert consumer.ledger.broken() == {}  # the seek decides where it reads next
 
 
 def test_a_fault_stops_the_partition_and_the_worker_reports_it(app: faust.App) -> None:

@@ -28,7 +28,7 @@ def test_every_override_is_listed() -> None:
     }
     listed = {ref.split(":")[1].split(".", 1)[1] for ref in OVERRIDES}
     faust_names = {
-        "ack", "_new_offset", "_filter_tps_with_pending_acks", "_drain_messages",
+        "ack", "_new_offset", "_filter_tps_with_pending_acks", "_drain_messages", "getmany",
         "perform_seek", "on_buffer_drop", "_commit", "_create_worker_consumer",
         "_new_consumer_thread", "send", "__init__", "flush", "_send_pending", "put",
         "on_start", "recovery", "_slurp_changelogs", "_build_offsets", "on_partitions_revoked",

@@ -65,3 +65,36 @@ def test_a_partition_stopped_on_purpose_is_not_a_stall(monkeypatch: pytest.Monke
         stopped_on_purpose=lambda tp: tp == A,  # the intake's bound, or waiting for a rewind
     )
     assert partition_watchdog._held_back(consumer, A, set()) is True
+
+
+@pytest.mark.parametrize("rebalancing", [False, True])
+async def test_no_partition_is_resumed_while_a_rebalance_moves_them(
+    monkeypatch: pytest.MonkeyPatch, rebalancing: bool
+) -> None:
+    """Mid-rebalance the flow is stopped on purpose; resumed, it fetched for the old assignment
+    and a batch of it was dropped (records committed over in the chaos test)."""
+    recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
+    completed = SimpleNamespace(is_set=lambda: True)
+    monkeypatch.setattr(recovery, "completed", completed)
+    monkeypatch.setattr(recovery, "in_recovery", False)
+    monkeypatch.setattr(app, "rebalancing", rebalancing)
+
+    async def highwaters(*tps: Any) -> dict[Any, int]:
+        return {A: 10}
+
+    async def positions(consumer: Any, tps: list[Any]) -> tuple[dict[Any, int], set[Any]]:
+        return {A: 5}, set()
+
+    resumed: list[Any] = []
+
+    async def unstick(consumer: Any, stalled: list[Any], ends: Any) -> None:
+        resumed.extend(tp for tp, _ in stalled)
+
+    monkeypatch.setattr(app.consumer, "highwaters", highwaters)
+    monkeypatch.setattr(partition_watchdog, "_watched", lambda consumer: [A])
+    monkeypatch.setattr(partition_watchdog, "_positions", positions)
+    monkeypatch.setattr(partition_watchdog, "_held_back", lambda *args: False)
+    monkeypatch.setattr(partition_watchdog, "_unstick", unstick)
+    monkeypatch.setitem(partition_watchdog._still, A, (5, partition_watchdog.CHECKS - 1))
+    await partition_watchdog._check()
+    assert resumed == ([] if rebalancing else [A])

@@ -351,6 +351,21 @@ class Consumer(faust_aiokafka.Consumer):
         await self.rewind_broken()
         metrics.partitions_faulted(sum(self._waiting.values()))
 
+    def _admits(self, tp: TP, message: Any, fetched_after: Mapping[TP, int]) -> bool:
+        """Whether a fetched record may be handed to the agents (then the ledger has it).
+
+        Not one fetched before a seek of its partition: the partition is sought again, to the
+        next record the ledger expects (`_seek_stale`, between two fetches, once no rebalance
+        runs), and nothing of it is admitted until then. (A later batch came from past the
+        records the stale one skipped: seen in the chaos test, a recovery's seek landed while a
+        batch was handed over, the seek again waited for the rebalance to end, and the next
+        batch's records were admitted and committed over 62 orders never processed.)"""
+        stale = self._stale
+        if (stale and tp in stale) or self._seeks.get(tp, 0) != fetched_after.get(tp, 0):
+            stale.add(tp)
+            return False
+        return self.ledger.admit(tp, message.offset, message)
+
     async def _seek_stale(self) -> None:
         """Seek partitions whose records were refused as fetched across a seek back to the next
         record the ledger expects (the fetch may have moved past records never admitted).
@@ -431,7 +446,9 @@ class Consumer(faust_aiokafka.Consumer):
         """A record fetched and not handed over: its partition breaks at it (and is rewound to
         it), unless a seek since the fetch made the record stale. Changelog partitions are left
         to Faust's recovery, which seeks them itself."""
-        if self._seeks.get(tp, 0) != fetched_after.get(tp, 0) or self._is_changelog_tp(tp):
+        if tp in self._stale or self._seeks.get(tp, 0) != fetched_after.get(tp, 0):
+            return  # stale: sought again (`_admits`)
+        if self._is_changelog_tp(tp):
             return
         if self.ledger.left_behind(tp, offset, f"not handed over: {why}"):
             metrics.records_reread()
@@ -479,7 +496,7 @@ class Consumer(faust_aiokafka.Consumer):
         fetcher_should_stop = fetcher._stopped.is_set
         set_flag, unset_flag = self.diag.set_flag, self.diag.unset_flag
         commit_every = self._commit_every
-        admit = self.ledger.admit
+        admits = self._admits
         seeks, stale = self._seeks, self._stale
         num_since_yield = 0
         try:
@@ -494,10 +511,7 @@ class Consumer(faust_aiokafka.Consumer):
                         if num_since_yield > 100:
                             await asyncio.sleep(0)
                             num_since_yield = 0
-                        if seeks.get(tp, 0) != fetched_after.get(tp, 0):
-                            stale.add(tp)  # fetched before a seek: sought again
-                            continue
-                        if not admit(tp, message.offset, message):
+                        if not admits(tp, message, fetched_after):
                             continue  # stale, or past a record not processed yet
                         if commit_every is not None and self._n_acked >= commit_every:
                             self._n_acked = 0

@@ -175,6 +175,31 @@ async def test_records_fetched_before_a_seek_are_stale_not_left_behind(app: faus
     assert consumer.ledger.broken() == {}  # the seek decides where it reads next
 
 
+async def test_a_partition_whose_batch_went_stale_admits_nothing_until_sought_again(
+    app: faust.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consumer = cast(Any, app.consumer)
+    sought: list[tuple[TP, int]] = []
+
+    async def seek(partition: TP, offset: int) -> None:
+        sought.append((partition, offset))
+
+    monkeypatch.setattr(consumer, "_seek", seek)
+    monkeypatch.setattr(consumer, "assignment", lambda: {T0})
+    consumer.ledger.reset(T0, 542)
+    before = consumer._seeks.copy()  # a batch 542-609 is fetched...
+    await consumer.seek(T0, 542)  # ...and a recovery's seek lands while it is handed over
+    assert not consumer._admits(T0, message(T0, 548), before)  # the rest of it is stale
+    # The seek back waits for the rebalance to end; meanwhile the next batch comes from past
+    # the records the stale one skipped: nothing of it is admitted (it was, and committed over)
+    after = consumer._seeks.copy()
+    assert not consumer._admits(T0, message(T0, 610), after)
+    # Once sought back to the next record the ledger expects, the partition reads on from there
+    await consumer._seek_stale()
+    assert sought[-1] == (T0, 542)
+    assert consumer._admits(T0, message(T0, 542), consumer._seeks.copy())
+
+
 def test_a_fault_stops_the_partition_and_the_worker_reports_it(app: faust.App) -> None:
     consumer = cast(Any, app.consumer)
     consumer.ledger.reset(T0, 0)

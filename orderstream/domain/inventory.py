@@ -89,36 +89,23 @@ def reserve(
     return Decision(new, [_reserved(cmd)])
 
 
-def release(stock: ProductStock | None, cmd: ReleaseStock) -> Decision[ProductStock]:
-    if stock is None or cmd.data.orderId not in stock.holds:
+def _settle_hold(stock: ProductStock | None, order: str, to: str) -> Decision[ProductStock]:
+    """Take the order's hold off the stock, back to `available` (release) or to `sold`
+    (commit); a hold already taken is a repeat."""
+    if stock is None or order not in stock.holds:
         return Decision(duplicate=True)
     holds = dict(stock.holds)
-    qty = holds.pop(cmd.data.orderId)
-    return Decision(
-        stock.model_copy(
-            update={
-                "available": stock.available + qty,
-                "held": stock.held - qty,
-                "holds": holds,
-            }
-        )
-    )
+    qty = holds.pop(order)
+    update = {"held": stock.held - qty, "holds": holds, to: getattr(stock, to) + qty}
+    return Decision(stock.model_copy(update=update))
+
+
+def release(stock: ProductStock | None, cmd: ReleaseStock) -> Decision[ProductStock]:
+    return _settle_hold(stock, cmd.data.orderId, "available")
 
 
 def commit(stock: ProductStock | None, cmd: CommitStock) -> Decision[ProductStock]:
-    if stock is None or cmd.data.orderId not in stock.holds:
-        return Decision(duplicate=True)
-    holds = dict(stock.holds)
-    qty = holds.pop(cmd.data.orderId)
-    return Decision(
-        stock.model_copy(
-            update={
-                "sold": stock.sold + qty,
-                "held": stock.held - qty,
-                "holds": holds,
-            }
-        )
-    )
+    return _settle_hold(stock, cmd.data.orderId, "sold")
 
 
 def adjust(stock: ProductStock | None, cmd: StockAdjusted) -> Decision[ProductStock]:

@@ -107,10 +107,15 @@ def upcast_v1(v1: OrderPlacedV1, raw: bytes) -> OrderPlaced:
 # --- inventory -------------------------------------------------------------------------------
 
 
-class StockLine(_Model):
+class _OrderLine(_Model):
+    """One product line of one order: what stock commands and their answers are about."""
+
     orderId: Id
     productId: Id
     quantity: Quantity
+
+
+class StockLine(_OrderLine):
     # The line's unit price (as OrderPlaced items'), set on CommitStock: the inventory records
     # the sale when the commit sells the hold. A commit without it (sent before it existed)
     # counts its units and order with revenue 0. Reserve and release leave it out.
@@ -151,10 +156,7 @@ class StockAdjusted(_Envelope):
     data: StockAdjustmentData
 
 
-class StockResult(_Model):
-    orderId: Id
-    productId: Id
-    quantity: Quantity
+class StockResult(_OrderLine):
     reason: str | None = None
 
 

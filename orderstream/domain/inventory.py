@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -89,7 +89,9 @@ def reserve(
     return Decision(new, [_reserved(cmd)])
 
 
-def _settle_hold(stock: ProductStock | None, order: str, to: str) -> Decision[ProductStock]:
+def _settle_hold(
+    stock: ProductStock | None, order: str, to: Literal["available", "sold"]
+) -> Decision[ProductStock]:
     """Take the order's hold off the stock, back to `available` (release) or to `sold`
     (commit); a hold already taken is a repeat."""
     if stock is None or order not in stock.holds:

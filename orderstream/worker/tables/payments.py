@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from orderstream.domain.payment import PaymentRecord
-from orderstream.worker import chaos
 from orderstream.worker.app import raw_table
+from orderstream.worker.tables.model_table import ModelTable
 
 payments_table = raw_table("payments", "Payment outcome per order, keyed by orderId.")
+# Not remembered: an order's record is read again only when its payment is asked for again.
+_models = ModelTable(payments_table, PaymentRecord, remember=0)
 
 
 def get_payment(order_id: str) -> PaymentRecord | None:
-    raw = payments_table.get(order_id.encode())
-    return None if raw is None else PaymentRecord.model_validate_json(raw)
+    return _models.get(order_id)
 
 
 def put_payment(rec: PaymentRecord) -> None:
-    chaos.store_write()
-    payments_table[rec.orderId.encode()] = rec.model_dump_json().encode()
+    _models.put(rec.orderId, rec)

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from orderstream.domain.projections import OrderSummary
 from orderstream.worker.app import raw_table
+from orderstream.worker.tables.model_table import ModelTable
 
 summaries_table = raw_table("order_summaries", "Settled order summaries, keyed by orderId.")
+# Not remembered: an order's summary is read again only when its outcome is announced again.
+_models = ModelTable(summaries_table, OrderSummary, remember=0)
 
 
 def get_summary(order_id: str) -> OrderSummary | None:
-    raw = summaries_table.get(order_id.encode())
-    return None if raw is None else OrderSummary.model_validate_json(raw)
+    return _models.get(order_id)
 
 
 def put_summary(summary: OrderSummary) -> None:
-    summaries_table[summary.orderId.encode()] = summary.model_dump_json().encode()
+    _models.put(summary.orderId, summary)

@@ -11,6 +11,7 @@ customer_orders_table = raw_table("customer_orders", "Order history per customer
 # Not remembered: a customer's record comes back once per 500 orders or so (as many customers),
 # and 500 decoded histories of 100 listed orders held ~25 MB for a parse saved now and then.
 _models = ModelTable(customer_orders_table, CustomerOrders, remember=0)
+_listed = ModelTable(customer_orders_table, OrderSummary, remember=0)  # the same table, other keys
 
 
 def get_history(customer_id: str) -> CustomerOrders | None:
@@ -22,13 +23,11 @@ def put_history(history: CustomerOrders) -> None:
 
 
 def get_listed(customer_id: str, order_id: str) -> OrderSummary | None:
-    raw = customer_orders_table.get(history_key(customer_id, order_id).encode())
-    return None if raw is None else OrderSummary.model_validate_json(raw)
+    return _listed.get(history_key(customer_id, order_id))
 
 
 def put_listed(summary: OrderSummary) -> None:
-    key = history_key(summary.customerId, summary.orderId).encode()
-    customer_orders_table[key] = summary.model_dump_json().encode()
+    _listed.put(history_key(summary.customerId, summary.orderId), summary)
 
 
 def drop_listed(customer_id: str, order_id: str) -> None:

@@ -22,13 +22,14 @@ from typing import Any
 from orderstream.contracts.events import Event, PaymentRequested, SagaInput, decode
 from orderstream.contracts.topics import accepted_types, input_roles
 from orderstream.domain import saga
-from orderstream.domain.common import RuleViolation, StateBehind, already_applied, stamp
+from orderstream.domain.common import Decision, RuleViolation, StateBehind
 from orderstream.domain.payment import result_event
 from orderstream.domain.saga import OrderState
 from orderstream.observability import metrics, tracing
 from orderstream.observability.tracing import traced
 from orderstream.worker import payment_service
 from orderstream.worker.app import app, publish, settings, topic
+from orderstream.worker.apply import apply_once
 from orderstream.worker.dead_letters import guarded
 from orderstream.worker.repartition import rehomed
 from orderstream.worker.tables.orders import get_order, put_order
@@ -49,43 +50,49 @@ async def saga_agent(stream: Any) -> None:
 async def handle(event: Any) -> None:
     """One saga step for any of the saga's input records (no await before the state is saved:
     the two agents never interleave inside one order's step)."""
-    msg = event.message
     ev: SagaInput = decode(event.value, ACCEPT)  # type: ignore[assignment]
     if await rehomed(event, ev):  # placed by another partitioner: applied where it belongs
         return
-    state = get_order(ev.data.orderId)
-    if state is not None and already_applied(state.applied, msg.topic, msg.offset):
-        # Redelivered after a crash: the state is ahead, but what it sent and its changelog
-        # write may have been lost (not committed over): both again.
-        metrics.duplicate_dropped("saga")
-        emit: list[Event] = saga.pending_commands(state, ev.eventId)
-        new, emit = await _pay_inline(state, emit)
-        put_order(new)  # keeps its watermark: this record is at or below it
-    else:
-        decision = saga.decide(state, ev, time.time(), settings.saga_timeout_s)
-        metrics.saga_decided(state, ev, decision)
-        if decision.ahead:  # the state it answers is not rebuilt yet: wait for it
-            raise StateBehind(str(decision.out_of_order))
-        if decision.out_of_order:  # parked as a dead letter: replayable once it makes sense
-            raise RuleViolation("out_of_order", decision.out_of_order)
-        emit = decision.emit
-        if decision.state is not None:
-            new, emit = await _pay_inline(decision.state, emit)
-            put_order(stamp(new, msg.topic, msg.offset))
+    emit = await apply_once(
+        "saga",
+        event,
+        ev.data.orderId,
+        get=get_order,
+        put=put_order,
+        decide=partial(_decide, ev),
+        redelivered=partial(_redelivered, ev),
+    )
     for out in emit:
         await publish(out)
 
 
-async def _pay_inline(state: OrderState, emit: list[Event]) -> tuple[OrderState, list[Event]]:
+async def _decide(ev: SagaInput, state: OrderState | None) -> Decision[OrderState]:
+    decision = saga.decide(state, ev, time.time(), settings.saga_timeout_s)
+    metrics.saga_decided(state, ev, decision)
+    if decision.ahead:  # the state it answers is not rebuilt yet: wait for it
+        raise StateBehind(str(decision.out_of_order))
+    if decision.out_of_order:  # parked as a dead letter: replayable once it makes sense
+        raise RuleViolation("out_of_order", decision.out_of_order)
+    if decision.state is None:
+        return decision
+    return await _pay_inline(decision.state, decision.emit)
+
+
+async def _redelivered(ev: SagaInput, state: OrderState) -> Decision[OrderState]:
+    """Redelivered after a crash: the state is ahead, but what it sent may have been lost."""
+    return await _pay_inline(state, saga.pending_commands(state, ev.eventId))
+
+
+async def _pay_inline(state: OrderState, emit: list[Event]) -> Decision[OrderState]:
     """With inline payment, a payment request among `emit` is not sent: the gateway is charged
     here and the order settles on the answer (the state and the events to send then)."""
     req = next((e for e in emit if isinstance(e, PaymentRequested)), None)
     if req is None or not INLINE:
-        return state, emit
+        return Decision(state, emit)
     with tracing.internal("payment PaymentRequested", req.data.orderId):
         rec = await payment_service.charge(req, settings)
     metrics.payment_settled(rec.status)
     decision = saga.charged(state, rec, time.time())
     metrics.saga_decided(state, result_event(rec), decision)
     rest = [e for e in emit if e is not req]
-    return decision.state or state, [*rest, *decision.emit]
+    return Decision(decision.state or state, [*rest, *decision.emit])

@@ -7,13 +7,15 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from orderstream.contracts.events import CommitStock, Event, InventoryInput, ReserveStock, decode
+from orderstream.contracts.events import CommitStock, InventoryInput, ReserveStock, decode
 from orderstream.contracts.topics import accepted_types
 from orderstream.domain import inventory, projections
-from orderstream.domain.common import already_applied, stamp
+from orderstream.domain.common import Decision
+from orderstream.domain.inventory import ProductStock
 from orderstream.observability import metrics
 from orderstream.observability.tracing import traced
 from orderstream.worker.app import app, publish, topic
+from orderstream.worker.apply import apply_once
 from orderstream.worker.dead_letters import guarded
 from orderstream.worker.repartition import rehomed
 from orderstream.worker.tables.committed_holds import mark_committed, was_committed
@@ -31,32 +33,44 @@ async def inventory_agent(stream: Any) -> None:
 
 
 async def _handle(event: Any) -> None:
-    msg = event.message
     cmd: InventoryInput = decode(event.value, ACCEPT)  # type: ignore[assignment]
     if await rehomed(event, cmd):  # placed by another partitioner: applied where it belongs
         return
-    # The stock is written last: a step that failed half-way (retried in place) or whose
-    # writes were partly lost comes again through the rules, not as a redelivery.
-    stock = get_stock(cmd.data.productId)
-    if stock is not None and already_applied(stock.applied, msg.topic, msg.offset):
-        if isinstance(cmd, CommitStock):
-            _committed(cmd, msg, sold=False)
-        put_stock(stock)  # its changelog write may have been lost (not committed over)
-        emit: list[Event] = list(inventory.redelivered(stock, cmd))
-        metrics.duplicate_dropped("inventory")
-    else:
-        committed = isinstance(cmd, ReserveStock) and was_committed(
-            cmd.data.productId, cmd.data.orderId
-        )
-        decision = inventory.apply(stock, cmd, committed)
-        metrics.inventory_decided(decision)
-        if isinstance(cmd, CommitStock):
-            _committed(cmd, msg, sold=decision.state is not None)
-        if decision.state is not None:
-            put_stock(stamp(decision.state, msg.topic, msg.offset))
-        emit = decision.emit
+    # The stock is written last (by apply_once), after the marker and the sale: a step that
+    # failed half-way (retried in place) or whose writes were partly lost comes again through
+    # the rules, not as a redelivery.
+    emit = await apply_once(
+        "inventory",
+        event,
+        cmd.data.productId,
+        get=get_stock,
+        put=put_stock,
+        decide=partial(_decide, cmd, event.message),
+        redelivered=partial(_redelivered, cmd, event.message),
+    )
     for out in emit:
         await publish(out)
+
+
+async def _decide(
+    cmd: InventoryInput, msg: Any, stock: ProductStock | None
+) -> Decision[ProductStock]:
+    committed = isinstance(cmd, ReserveStock) and was_committed(
+        cmd.data.productId, cmd.data.orderId
+    )
+    decision = inventory.apply(stock, cmd, committed)
+    metrics.inventory_decided(decision)
+    if isinstance(cmd, CommitStock):
+        _committed(cmd, msg, sold=decision.state is not None)
+    return decision
+
+
+async def _redelivered(
+    cmd: InventoryInput, msg: Any, stock: ProductStock
+) -> Decision[ProductStock]:
+    if isinstance(cmd, CommitStock):
+        _committed(cmd, msg, sold=False)
+    return Decision(emit=[*inventory.redelivered(stock, cmd)])
 
 
 def _committed(cmd: CommitStock, msg: Any, *, sold: bool) -> None:

@@ -8,12 +8,13 @@ from functools import partial
 from typing import Any
 
 from orderstream.contracts.events import PaymentRequested, decode
-from orderstream.domain.common import stamp
-from orderstream.domain.payment import result_event
+from orderstream.domain.common import Decision
+from orderstream.domain.payment import PaymentRecord, result_event
 from orderstream.observability import metrics
 from orderstream.observability.tracing import traced
 from orderstream.worker import payment_service
 from orderstream.worker.app import app, publish, settings, topic
+from orderstream.worker.apply import apply_once
 from orderstream.worker.dead_letters import guarded
 from orderstream.worker.repartition import rehomed
 from orderstream.worker.tables.payments import get_payment, put_payment
@@ -27,16 +28,30 @@ async def payment_agent(stream: Any) -> None:
 
 
 async def _handle(event: Any) -> None:
-    msg = event.message
     req: PaymentRequested = decode(event.value, ("PaymentRequested",))  # type: ignore[assignment]
     if await rehomed(event, req):  # placed by another partitioner: applied where it belongs
         return
-    done = get_payment(req.data.orderId)
-    if done is None:  # never charged: charge now (the idempotency key guards the gateway too)
-        done = stamp(await payment_service.charge(req, settings), msg.topic, msg.offset)
-        put_payment(done)
-        metrics.payment_settled(done.status)
-    else:
-        put_payment(done)  # its changelog write may have been lost (not committed over)
-        metrics.duplicate_dropped("payment")
-    await publish(result_event(done))  # a repeat request gets the same answer, no new charge
+    emit = await apply_once(
+        "payment",
+        event,
+        req.data.orderId,
+        get=get_payment,
+        put=put_payment,
+        decide=partial(_charge, req),
+        redelivered=_answer_again,
+        once_per_key=True,  # a repeat request (any offset) gets the same answer, no new charge
+    )
+    for out in emit:
+        await publish(out)
+
+
+async def _charge(req: PaymentRequested, _: PaymentRecord | None) -> Decision[PaymentRecord]:
+    """Never charged (once per key: no record): charge now (the idempotency key guards the
+    gateway too)."""
+    rec = await payment_service.charge(req, settings)
+    metrics.payment_settled(rec.status)
+    return Decision(rec, [result_event(rec)])
+
+
+async def _answer_again(done: PaymentRecord) -> Decision[PaymentRecord]:
+    return Decision(emit=[result_event(done)])

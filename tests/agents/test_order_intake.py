@@ -12,7 +12,7 @@ from faust.types import TP
 import orderstream.worker.agents.order_intake as intake
 from orderstream.contracts.topics import registry
 from orderstream.worker.app import app, settings
-from orderstream.worker.tables.orders import open_deadlines
+from orderstream.worker.open_orders import open_orders
 
 ORDERS = registry(settings)["orders"].name
 P0, P1, OTHER = TP(ORDERS, 0), TP(ORDERS, 1), TP("inventory-requests", 0)
@@ -30,33 +30,39 @@ def consumer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     real._buffered_partitions = set()
     real.paused_by_app.clear()
     monkeypatch.setattr(settings, "saga_max_open", 10)
-    open_deadlines.clear()
+    open_orders.deadlines.clear()
     yield real
-    open_deadlines.clear()
+    open_orders.deadlines.clear()
     real.paused_by_app.clear()
 
 
-def open_orders(n: int) -> None:
-    open_deadlines.clear()
-    open_deadlines.update({f"o-{i}": ("RESERVING", 0.0) for i in range(n)})
+def with_open(n: int) -> None:
+    open_orders.deadlines.clear()
+    open_orders.deadlines.update({f"o-{i}": ("RESERVING", 0.0) for i in range(n)})
+
+
+def throttle() -> None:
+    """What the intake agent does with the next order when the bound is reached."""
+    if open_orders.intake_full():
+        open_orders.hold_intake(app.consumer, intake.ORDER_TOPIC)
 
 
 async def test_order_partitions_leave_the_fetch_at_the_bound_and_return_at_80_percent(
     consumer: Any,
 ) -> None:
-    open_orders(10)
-    intake._throttle()
+    with_open(10)
+    throttle()
     assert consumer._active_partitions == {
         OTHER
     }  # the other agents' partitions are fetched as before
     assert consumer.paused_by_app == {P0, P1}
 
-    open_orders(9)  # above 80% of the bound: still out
-    intake._release()
+    with_open(9)  # above 80% of the bound: still out
+    open_orders.release_intake(app.consumer)
     assert consumer._active_partitions == {OTHER}
 
-    open_orders(7)
-    intake._release()
+    with_open(7)
+    open_orders.release_intake(app.consumer)
     assert consumer._active_partitions == {P0, P1, OTHER}
     assert consumer.paused_by_app == set()
 
@@ -66,8 +72,8 @@ async def test_a_queue_draining_does_not_put_a_throttled_partition_back(
 ) -> None:
     # Given the intake's own queue full once (Faust marked P1), then the bound reached
     consumer.on_buffer_full(P1)
-    open_orders(10)
-    intake._throttle()
+    with_open(10)
+    throttle()
     # When the queue drains (Faust's flow control puts back what it marked)
     consumer.on_buffer_drop(P1)
     consumer.on_buffer_drop(P0)
@@ -75,8 +81,8 @@ async def test_a_queue_draining_does_not_put_a_throttled_partition_back(
     # as Faust marks a full queue's: what was already fetched is still handed over)
     assert consumer._active_partitions == {OTHER}
     assert consumer._buffered_partitions == {P0, P1}
-    open_orders(7)
-    intake._release()
+    with_open(7)
+    open_orders.release_intake(app.consumer)
     assert consumer._active_partitions == {P0, P1, OTHER}
 
 

@@ -13,7 +13,7 @@ import orderstream.worker.timers.timeouts as timer
 from orderstream.contracts.events import Event, SagaTimedOut
 from orderstream.observability import metrics
 from orderstream.worker.group_offsets import Progress
-from orderstream.worker.tables.orders import open_deadlines
+from orderstream.worker.open_orders import open_orders
 from tests.agents.conftest import capture_publish
 
 pytestmark = pytest.mark.asyncio
@@ -22,11 +22,11 @@ pytestmark = pytest.mark.asyncio
 @pytest.fixture
 async def sent(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[Event]]:
     out = capture_publish(monkeypatch, timer)
-    monkeypatch.setitem(timer._state, "scanned", True)
-    timer._seen.clear()
-    open_deadlines.clear()
+    monkeypatch.setattr(open_orders, "stale", False)
+    monkeypatch.setattr(open_orders, "backlogs", {})
+    open_orders.deadlines.clear()
     yield out
-    open_deadlines.clear()
+    open_orders.deadlines.clear()
 
 
 def broker_says(monkeypatch: pytest.MonkeyPatch, committed: int, lag: int) -> None:
@@ -46,30 +46,30 @@ async def test_a_passed_deadline_fires_when_nothing_waits(
     sent: list[Event], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     broker_says(monkeypatch, committed=10, lag=0)
-    open_deadlines["o-1"] = ("RESERVING", time.time() - 1)
-    open_deadlines["o-2"] = ("PAYING", time.time() + 60)
+    open_orders.deadlines["o-1"] = ("RESERVING", time.time() - 1)
+    open_orders.deadlines["o-2"] = ("PAYING", time.time() + 60)
 
     await timer._fire()
 
     assert [(type(e), e.data.orderId) for e in sent] == [(SagaTimedOut, "o-1")]
-    assert open_deadlines["o-1"][1] > time.time() + 50  # fired once, not again at each tick
+    assert open_orders.deadlines["o-1"][1] > time.time() + 50  # fired once, not again at each tick
 
 
 async def test_a_passed_deadline_restarts_while_its_backlog_moves(
     sent: list[Event], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    open_deadlines["o-1"] = ("RESERVING", time.time() - 1)
+    open_orders.deadlines["o-1"] = ("RESERVING", time.time() - 1)
     before = held_count("RESERVING")
     broker_says(monkeypatch, committed=10, lag=5_000)
 
     await timer._fire()
 
     assert sent == []
-    assert open_deadlines["o-1"][1] > time.time() + 50
+    assert open_orders.deadlines["o-1"][1] > time.time() + 50
     assert held_count("RESERVING") == before + 1
 
     # The backlog stops moving (the stage is down): the deadline fires at its next pass.
-    open_deadlines["o-1"] = ("RESERVING", time.time() - 1)
+    open_orders.deadlines["o-1"] = ("RESERVING", time.time() - 1)
     await timer._fire()
 
     assert [e.data.orderId for e in sent] == ["o-1"]
@@ -82,7 +82,7 @@ async def test_deadlines_fire_when_the_broker_does_not_answer(
         raise ConnectionError("broker away")
 
     monkeypatch.setattr(timer.group_offsets, "progress", progress)
-    open_deadlines["o-1"] = ("PAYING", time.time() - 1)
+    open_orders.deadlines["o-1"] = ("PAYING", time.time() - 1)
 
     await timer._fire()
 

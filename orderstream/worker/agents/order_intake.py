@@ -6,8 +6,9 @@ replies: every order holds stock, the holds per product grow (each reservation t
 larger record) and deadlines pass in the queue. At the bound the order partitions are taken out
 of the consumer's fetch the way Faust does it for a full stream queue (`on_buffer_full`: no
 pause, no seek, what was fetched is still handed over) and put back once the open orders fell to
-80% of it; Faust's own flow control, which puts such a partition back whenever its stream queue
-drains, leaves them out meanwhile (`paused_by_app`, orderstream/faust_ext/consumer.py). The
+80% of it (orderstream/worker/open_orders.py keeps the count and decides); Faust's own flow
+control, which puts such a partition back whenever its stream queue drains, leaves them out
+meanwhile (`paused_by_app`, orderstream/faust_ext/consumer.py). The
 agent itself never waits (a waiting agent would hold up the hand-over of every partition's
 records once its queue is full): the orders already handed over are taken, so a worker holds at
 most the bound, plus its queue (ORDER_QUEUE), plus one fetch (`max_poll_records`). Measured in
@@ -18,55 +19,28 @@ tests/integration/test_intake_bound.py; before, a bound of 300 let ~3,000 orders
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 from orderstream.contracts.topics import registry
-from orderstream.observability import metrics
 from orderstream.observability.tracing import traced
 from orderstream.worker.agents.saga import handle
 from orderstream.worker.app import app, settings, topic
 from orderstream.worker.dead_letters import guarded
-from orderstream.worker.tables.orders import open_deadlines
+from orderstream.worker.open_orders import open_orders
 
 ORDER_TOPIC = registry(settings)["orders"].name
-RESUME_AT = 0.8  # of saga_max_open
 ORDER_QUEUE = 256  # orders fetched ahead of the intake
 
 
 @app.agent(topic("orders", maxsize=ORDER_QUEUE), name="order-intake")
 async def order_intake(stream: Any) -> None:
     async for event in stream.events():
-        if len(open_deadlines) >= settings.saga_max_open:
-            _throttle()
+        if open_orders.intake_full():
+            open_orders.hold_intake(app.consumer, ORDER_TOPIC)
         with traced(event, "saga"):
             await guarded("saga", event, partial(handle, event))
 
 
-def _throttle() -> None:
-    consumer = cast(Any, app.consumer)
-    throttled = consumer.paused_by_app  # the watchdog and Faust's flow control leave them out
-    fetched = consumer._get_active_partitions()
-    for tp in [tp for tp in consumer.assignment() if tp.topic == ORDER_TOPIC]:
-        # Marked as Faust marks a full queue's partition: out of the fetch, and the records
-        # already fetched are still handed over (an unmarked one's would be dropped).
-        if tp in fetched:
-            consumer.on_buffer_full(tp)
-        if tp not in throttled:  # also one Faust marked itself: its queue draining keeps it out
-            throttled.add(tp)
-            metrics.intake_throttled()
-
-
 @app.timer(interval=0.2)
 async def release_order_partitions() -> None:
-    _release()
-
-
-def _release() -> None:
-    """Fetch new orders again once enough have settled (or after a rebalance re-counted them)."""
-    consumer = cast(Any, app.consumer)
-    throttled = consumer.paused_by_app
-    if throttled and len(open_deadlines) < settings.saga_max_open * RESUME_AT:
-        held = list(throttled)
-        throttled.clear()
-        for tp in held:
-            consumer.on_buffer_drop(tp)
+    open_orders.release_intake(app.consumer)

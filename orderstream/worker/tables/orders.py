@@ -1,16 +1,17 @@
-"""Saga state and read model per order, keyed by orderId; plus the index of open deadlines."""
+"""Saga state and read model per order, keyed by orderId. Each write also tells the worker's open
+orders (orderstream/worker/open_orders.py) whether the order is still open, and until when."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from orderstream.domain.saga import OrderState
 from orderstream.worker.app import raw_table
+from orderstream.worker.open_orders import open_orders
 from orderstream.worker.tables.model_table import ModelTable
 
 orders_table = raw_table("orders", "Order saga state, keyed by orderId.")
 _models = ModelTable(orders_table, OrderState)
-
-# orderId -> (step, deadline) of orders this worker is driving; rebuilt by a scan after start.
-open_deadlines: dict[str, tuple[str, float]] = {}
 
 
 def get_order(order_id: str) -> OrderState | None:
@@ -19,18 +20,10 @@ def get_order(order_id: str) -> OrderState | None:
 
 def put_order(order: OrderState) -> None:
     _models.put(order.orderId, order)
-    if order.terminal:
-        open_deadlines.pop(order.orderId, None)
-    else:
-        open_deadlines[order.orderId] = (order.status, order.deadline)
+    open_orders.track(order)
 
 
-def scan_open_orders() -> int:
-    """Fill the deadline index from the table (after a restart or a rebalance)."""
-    found = 0
+def all_orders() -> Iterator[OrderState]:
+    """Every order of this worker's partitions (a scan: after a restart or a rebalance)."""
     for _, raw in orders_table.items():
-        order = OrderState.model_validate_json(raw)
-        if not order.terminal:
-            open_deadlines[order.orderId] = (order.status, order.deadline)
-            found += 1
-    return found
+        yield OrderState.model_validate_json(raw)

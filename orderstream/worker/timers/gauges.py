@@ -14,9 +14,9 @@ from orderstream.domain.inventory import ProductStock
 from orderstream.observability import metrics
 from orderstream.worker.app import app, settings
 from orderstream.worker.group_offsets import group_offsets
+from orderstream.worker.open_orders import open_orders
 from orderstream.worker.readiness import is_ready
 from orderstream.worker.tables.inventory import stock_table
-from orderstream.worker.tables.orders import open_deadlines
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class GaugeRefresher(Service):
             return
         try:
             self._show_stock()
-            metrics.sagas_open(len(open_deadlines))
+            metrics.sagas_open(len(open_orders))
             metrics.consumer_lag(await self._lags())
         except Exception as exc:  # a broker hiccup or a rebalance: keep the last values
             log.info("gauges not refreshed: %r", exc)

@@ -1,8 +1,8 @@
 """Saga deadlines: a timer that turns each passed deadline into a SagaTimedOut event.
 
 Tables change only inside stream processing, so the timer only sends; the saga agent decides.
-The deadline index is in memory: it is rebuilt from the orders table after every rebalance
-(partitions come and go, and a table is empty until its recovery from the changelog is done).
+The deadlines are the worker's open orders' (orderstream/worker/open_orders.py), rebuilt from the
+orders table after every rebalance.
 
 A passed deadline whose step waits on a backlog being worked through
 (orderstream.domain.saga.held_steps, from the group's offsets on the broker) is restarted, not
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, cast
 
 from aiokafka import TopicPartition
 
@@ -23,19 +22,11 @@ from orderstream.domain.saga import STEP_TOPICS, Backlog, held_steps, timeout_ev
 from orderstream.observability import metrics
 from orderstream.worker.app import app, publish, settings
 from orderstream.worker.group_offsets import group_offsets
+from orderstream.worker.open_orders import open_orders
 from orderstream.worker.readiness import tables_ready
-from orderstream.worker.tables.orders import open_deadlines, scan_open_orders
+from orderstream.worker.tables.orders import all_orders
 
 log = logging.getLogger(__name__)
-_state = {"scanned": False}
-_seen: dict[str, Backlog] = {}  # the topics' backlogs at the last look
-
-
-async def _rescan_after_rebalance(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-    _state["scanned"] = False
-
-
-cast(Any, app.on_rebalance_complete).connect(_rescan_after_rebalance)
 
 
 @app.timer(interval=settings.saga_timeout_scan_s)
@@ -44,25 +35,23 @@ async def fire_saga_timeouts() -> None:
         await _fire()
     except Exception:  # an exception in a timer crashes the whole worker; retry next tick
         log.exception("saga deadline check failed; next in %ss", settings.saga_timeout_scan_s)
-        _state["scanned"] = False
+        open_orders.stale = True
 
 
 async def _fire() -> None:
-    if not _state["scanned"]:
+    if open_orders.stale:
         if not tables_ready():  # a scan before recovery ends would miss the orders still replaying
             return
-        open_deadlines.clear()  # revoked partitions' orders belong to another worker now
-        scan_open_orders()
-        _state["scanned"] = True
+        open_orders.rebuild(all_orders())
     now = time.time()
-    due = [(oid, step, dl) for oid, (step, dl) in open_deadlines.items() if dl <= now]
+    due = open_orders.due(now)
     held = await _held_steps() if due else frozenset()
     for order_id, step, deadline in due:
         if step in held:
             metrics.saga_deadline_held(step)
         else:
             await publish(timeout_event(order_id, step, deadline))
-        open_deadlines[order_id] = (step, now + settings.saga_timeout_s)
+        open_orders.rearm(order_id, step, now + settings.saga_timeout_s)
 
 
 async def _held_steps() -> frozenset[str]:
@@ -81,9 +70,8 @@ async def _held_steps() -> frozenset[str]:
     for (topic, _), p in progress.items():
         consumed, waiting = now.get(roles[topic], Backlog(0, 0))
         now[roles[topic]] = Backlog(consumed + p.committed, waiting + p.lag)
-    held = held_steps(_seen, now, settings.saga_backlog_limit)
-    _seen.clear()
-    _seen.update(now)
+    held = held_steps(open_orders.backlogs, now, settings.saga_backlog_limit)
+    open_orders.backlogs = now
     if held:
         log.info("saga deadlines restarted for %s: backlog %s", sorted(held), dict(now))
     return held

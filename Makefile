@@ -26,7 +26,7 @@ test: install
 	$(BIN)/pytest -q
 
 test-unit: install
-	$(BIN)/pytest -q tests/unit tests/agents
+	$(BIN)/pytest -q tests/unit
 
 test-integration: install
 	$(BIN)/pytest -q -m integration

@@ -1,12 +1,7 @@
-"""Agent tests: Faust's test_context with in-memory transport and store; published events are
-captured instead of sent. The environment must be set before the app module is imported."""
+"""The worker's tests (agents in Faust's test_context, timers, tables): the app is built with
+in-memory tables (tests/conftest.py); published events are captured instead of sent."""
 
 from __future__ import annotations
-
-import os
-
-os.environ["ORDERSTREAM_STORE"] = "memory://"
-os.environ["ORDERSTREAM_APP_ID"] = "orderstream-agent-tests"
 
 from types import ModuleType
 from typing import Any

@@ -25,7 +25,7 @@ from orderstream.worker.chaos import InjectedStoreError
 from orderstream.worker.tables.committed_holds import committed_table
 from orderstream.worker.tables.inventory import get_stock, stock_table
 from orderstream.worker.tables.product_sales import get_sales, product_sales_table
-from tests.agents.conftest import capture_publish
+from tests.unit.worker.conftest import capture_publish
 
 pytestmark = pytest.mark.asyncio
 

@@ -33,7 +33,7 @@ from orderstream.domain.saga import timeout_event
 from orderstream.worker import payment_service
 from orderstream.worker.agents.saga import saga_agent
 from orderstream.worker.tables.orders import get_order
-from tests.agents.conftest import capture_publish
+from tests.unit.worker.conftest import capture_publish
 
 pytestmark = pytest.mark.asyncio
 

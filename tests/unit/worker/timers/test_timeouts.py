@@ -14,7 +14,7 @@ from orderstream.contracts.events import Event, SagaTimedOut
 from orderstream.observability import metrics
 from orderstream.worker.group_offsets import Progress
 from orderstream.worker.open_orders import open_orders
-from tests.agents.conftest import capture_publish
+from tests.unit.worker.conftest import capture_publish
 
 pytestmark = pytest.mark.asyncio
 

@@ -40,6 +40,30 @@ async def test_a_jump_between_offsets_is_committed_over(app: faust.App) -> None:
     assert consumer._new_offset(T0) == 4
 
 
+async def test_the_fetch_drops_the_rest_of_a_batch_when_the_flow_stops(app: faust.App) -> None:
+    """faust-fixes.md 11: a rebalance stops the flow after the first record of a batch of
+    three; Faust's getmany drops the other two (the client's position is past them already)
+    and seeks nothing back to them."""
+    from aiokafka.structs import ConsumerRecord
+
+    consumer = cast(Any, app.consumer)
+    batch = {
+        T0: [ConsumerRecord("orders", 0, o, 0, 0, b"k", b"v", None, 1, 1, ()) for o in (0, 1, 2)]
+    }
+
+    async def next_records(timeout: float) -> tuple[Any, Any]:  # noqa: ASYNC109
+        return batch, {T0}
+
+    consumer._wait_next_records = next_records
+    consumer.highwater = lambda tp: 3
+    consumer.flow_active = True
+    handed = []
+    async for _, message in consumer.getmany(timeout=0):
+        handed.append(message.offset)
+        consumer.flow_active = False  # a rebalance begins
+    assert handed == [0]  # 1 and 2: gone, no seek, no trace
+
+
 async def test_the_producer_buffer_flush_returns_before_a_slow_send_is_done(
     app: faust.App,
 ) -> None:

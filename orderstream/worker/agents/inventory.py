@@ -55,8 +55,9 @@ async def _handle(event: Any) -> None:
 async def _decide(
     cmd: InventoryInput, msg: Any, stock: ProductStock | None
 ) -> Decision[ProductStock]:
+    upto = -1 if stock is None else stock.applied.get(msg.topic, -1)
     committed = isinstance(cmd, ReserveStock) and was_committed(
-        cmd.data.productId, cmd.data.orderId
+        cmd.data.productId, cmd.data.orderId, upto
     )
     decision = inventory.apply(stock, cmd, committed)
     metrics.inventory_decided(decision)

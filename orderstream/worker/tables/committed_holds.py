@@ -1,6 +1,8 @@
 """The orders whose hold of a product was committed, keyed by productId and orderId: a reserve
 for such an order (re-sent by a saga whose state was rebuilt behind the commit it had already
-sent) must not make a new hold, which a re-sent commit would sell a second time.
+sent) must not make a new hold, which a re-sent commit would sell a second time. Unless the
+stock has not applied the commit the marker names: a crash kept the marker's write and lost the
+stock's, the reserve is the original one come again, and it holds (`was_committed`).
 
 The marker also names the commit that sold the hold, by its offset (in the product's partition
 of inventory-requests): that record, and no other, records the sale
@@ -29,8 +31,17 @@ def _seller(raw: bytes) -> int | None:
     return int(raw[len(_SOLD) :]) if raw.startswith(_SOLD) else None
 
 
-def was_committed(product_id: str, order_id: str) -> bool:
-    return committed_table.get(_key(product_id, order_id)) is not None
+def was_committed(product_id: str, order_id: str, stock_upto: int) -> bool:
+    """Whether the order's hold of the product was committed by a commit the stock has applied:
+    `stock_upto` is the stock's watermark on the topic the commits come from. A marker naming a
+    commit past it was written ahead of the stock's own writes, which a crash lost: that commit
+    comes again, and the reserve before it must hold again for it to sell (else the order's
+    units were never taken off the stock). A marker whose seller is not known counts."""
+    raw = committed_table.get(_key(product_id, order_id))
+    if raw is None:
+        return False
+    seller = _seller(raw)
+    return seller is None or seller <= stock_upto
 
 
 def mark_committed(product_id: str, order_id: str, sold_by: int | None = None) -> int | None:

@@ -248,6 +248,33 @@ async def test_a_commit_redelivered_after_a_crash_sells_and_counts_once(
         assert stored(committed_table, keys["marker"]) == marker
 
 
+async def test_a_reserve_and_its_commit_redelivered_after_a_crash_that_kept_only_the_marker(
+    sent: list[Event],
+) -> None:
+    """Seen in the chaos test: the worker was killed after the commit's marker reached the
+    changelog but before the stock's writes of the reserve and the commit did. Both records
+    came again; the reserve, taking the marker for a commit already applied, held nothing, the
+    commit found no hold, and the confirmed order's unit was sold to another order."""
+    sku = "SKU-L-reserve"
+    async with inventory_agent.test_context() as agent:
+        await agent.put(restock(10, sku), key=sku.encode())  # offset 0
+        before_reserve = stored(stock_table, sku.encode())
+        await agent.put(line_cmd(ReserveStock, "o-1", 3, sku), key=sku.encode())  # 1
+        await agent.put(commit("o-1", 3, sku), key=sku.encode())  # 2: marker sold@2
+        # Given a crash that lost the stock's writes of both steps and kept the marker
+        lose(stock_table, sku.encode(), before_reserve)
+
+        # When both records are redelivered
+        agent.sent_offset = 1
+        await agent.put(line_cmd(ReserveStock, "o-1", 3, sku), key=sku.encode())
+        await agent.put(commit("o-1", 3, sku), key=sku.encode())
+
+        # Then the hold is made and sold: the order's units leave the stock once
+        assert sold_units(sku) == (7, 0, 3)
+        assert sales_of(sku) == (3, 750, 1)
+        assert stored(committed_table, f"{sku}\x1fo-1".encode()) == b"sold@2"
+
+
 async def test_a_commit_re_sent_for_a_sold_hold_sells_and_counts_nothing(
     sent: list[Event],
 ) -> None:

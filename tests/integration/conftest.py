@@ -56,7 +56,10 @@ def _broker(name: str) -> Iterator[LocalBroker]:
         yield broker
     finally:
         broker.stop()
-        shutil.rmtree(RUN_DIR / name / "data", ignore_errors=True)
+        # ORDERSTREAM_TEST_KEEP_BROKER_DATA=1 keeps the topics of a failed run to read them after
+        # (start a broker on var/test-run/<pid>/<name> with the ports in its server.properties)
+        if not os.environ.get("ORDERSTREAM_TEST_KEEP_BROKER_DATA"):
+            shutil.rmtree(RUN_DIR / name / "data", ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

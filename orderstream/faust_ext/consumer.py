@@ -360,11 +360,16 @@ class Consumer(faust_aiokafka.Consumer):
         records the stale one skipped: seen in the chaos test, a recovery's seek landed while a
         batch was handed over, the seek again waited for the rebalance to end, and the next
         batch's records were admitted and committed over 62 orders never processed.)"""
-        stale = self._stale
-        if (stale and tp in stale) or self._seeks.get(tp, 0) != fetched_after.get(tp, 0):
-            stale.add(tp)
+        if self._fetched_before_seek(tp, fetched_after):
+            self._stale.add(tp)
             return False
         return self.ledger.admit(tp, message.offset, message)
+
+    def _fetched_before_seek(self, tp: TP, fetched_after: Mapping[TP, int]) -> bool:
+        """Whether a record of `tp` from a batch fetched after `fetched_after`'s seeks is
+        stale: its partition is waiting to be sought back, or was sought since."""
+        stale = self._stale
+        return bool(stale and tp in stale) or self._seeks.get(tp, 0) != fetched_after.get(tp, 0)
 
     async def _seek_stale(self) -> None:
         """Seek partitions whose records were refused as fetched across a seek back to the next
@@ -442,11 +447,11 @@ class Consumer(faust_aiokafka.Consumer):
             else:
                 self._left_behind(tp, record.offset, fetched_after, "its partition was paused")
 
-    def _left_behind(self, tp: TP, offset: int, fetched_after: dict[TP, int], why: str) -> None:
+    def _left_behind(self, tp: TP, offset: int, fetched_after: Mapping[TP, int], why: str) -> None:
         """A record fetched and not handed over: its partition breaks at it (and is rewound to
         it), unless a seek since the fetch made the record stale. Changelog partitions are left
         to Faust's recovery, which seeks them itself."""
-        if tp in self._stale or self._seeks.get(tp, 0) != fetched_after.get(tp, 0):
+        if self._fetched_before_seek(tp, fetched_after):
             return  # stale: sought again (`_admits`)
         if self._is_changelog_tp(tp):
             return

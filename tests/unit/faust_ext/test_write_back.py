@@ -99,6 +99,68 @@ async def test_values_are_read_back_at_once_and_sent_and_stored_once_per_key_per
     assert len(changelog.records) == 3
 
 
+async def test_two_cycles_at_once_send_a_key_s_values_in_the_order_they_were_set(
+    app: faust.App,
+) -> None:
+    """Faust flushes the producer from more than one place (each commit, a revocation, the
+    recovery at a rebalance), so a cycle can start while another is sending. The changelog's
+    last record of a key is what a new owner restores: an older value sent after a newer one
+    lost the newer one's update (the chaos test: an order missing from a customer's totals)."""
+    table = cast(Any, app.Table("customers", key_type=bytes, value_type=bytes))
+    changelog = Changelog()
+    token = processing(app, 1)
+    try:
+        for n in range(write_back.YIELD_EVERY):  # a first slice, sent before the hot key's
+            table[b"c-%d" % n] = b"1 order"
+        table[b"hot"] = b"1 order"
+    finally:
+        _current_event.reset(token)
+    first = asyncio.create_task(table.send_writes(changelog.send))
+    await asyncio.sleep(0)  # the first cycle is sending its first slice
+    token = processing(app, 1)
+    try:
+        table[b"hot"] = b"2 orders"
+    finally:
+        _current_event.reset(token)
+    # When a second cycle runs meanwhile
+    await table.send_writes(changelog.send)
+    await first
+    # Then the key's values reach the changelog in the order they were set
+    assert [v for k, v, _ in changelog.records if k == b"hot"] == [b"1 order", b"2 orders"]
+    assert table[b"hot"] == b"2 orders"
+
+
+async def test_a_value_whose_delivery_failed_is_not_stored_and_goes_again(
+    app: faust.App,
+) -> None:
+    table = cast(Any, app.Table("holds", key_type=bytes, value_type=bytes))
+    changelog = Changelog()
+    token = processing(app, 0)
+    try:
+        table[b"ok"] = b"1"
+        table[b"lost"] = b"1"
+    finally:
+        _current_event.reset(token)
+
+    async def send(topic: str, key: bytes, *args: Any) -> asyncio.Future[Any]:
+        if key != b"lost":
+            return await changelog.send(topic, key, *args)
+        failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        failed.set_exception(ConnectionError("broker gone"))
+        return failed
+
+    # When one record of a cycle is not delivered
+    await table.send_writes(send)
+    # Then only the delivered one is stored; the other is still read from memory
+    assert write_back.write_sent(app) == 1
+    assert table.data.get(b"ok") == b"1" and table.data.get(b"lost") is None
+    assert table[b"lost"] == b"1"
+    # And the next cycle sends it again
+    await table.send_writes(changelog.send)
+    assert [k for k, _, _ in changelog.records] == [b"ok", b"lost"]
+    assert write_back.write_sent(app) == 1 and table.data.get(b"lost") == b"1"
+
+
 def test_the_values_of_a_lost_partition_are_dropped(app: faust.App) -> None:
     table = cast(Any, app.Table("orders", key_type=bytes, value_type=bytes))
     for partition, key in ((0, b"o-0"), (3, b"o-3")):

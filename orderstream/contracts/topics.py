@@ -37,7 +37,6 @@ TABLES: tuple[str, ...] = (
     "orders",
     "payments",
     # read models (orderstream/domain/projections.py)
-    "order_summaries",
     "customer_orders",
     "product_sales",
 )
@@ -124,12 +123,12 @@ def registry(settings: Settings) -> dict[str, TopicSpec]:
         TopicSpec(
             "order_status", prefix + "order-status", "orderId", "saga", p, rf, log(7 * DAY_MS)
         ),
-        # Outcomes re-keyed by customer, co-partitioned with the customer history table.
+        # Outcomes by customer, co-partitioned with the customer history table.
         TopicSpec(
             "status_by_customer",
             prefix + "order-status-by-customer",
             "customerId",
-            "order summaries projection",
+            "saga",
             p,
             rf,
             log(7 * DAY_MS),
@@ -208,7 +207,6 @@ _INPUTS = (
     "payment_requests",
     "payment_events",
     "saga_timeouts",
-    "order_status",
     "status_by_customer",
 )
 _PAYMENT_INPUTS = ("payment_requests", "payment_events")

@@ -1,14 +1,14 @@
-"""Read models (CQRS), apart from the saga's own state: a summary per order and a customer's
-order history, built from the order outcomes, and sales per product per hour (tumbling windows),
-recorded by the inventory when a commit sells an order's hold.
+"""Read models (CQRS), apart from the saga's own state: a customer's order history, built from
+the order outcomes the saga sends by customer, and sales per product per hour (tumbling
+windows), recorded by the inventory when a commit sells an order's hold.
 
 The same rules serve the live agents and `orderstream replay`, so a rebuild from the log gives
-the same state. Each outcome is identified by its origin, the order-status partition and offset
-it sits at; a sale by the inventory-requests topic and offset of the commit that made it. The
-read models keep per-partition (sales: per-topic, a product lives in one partition) watermarks,
-so a re-sent record is applied once. Every rule is commutative across partitions (sums, top-N
-by a total order, event time), so any interleaving of partitions, live or replayed, ends in the
-same state.
+the same state. Each outcome is identified by its origin, the saga input record whose step
+announced it (`Origin`); a sale by the inventory-requests topic and offset of the commit that
+made it. The read models keep watermarks per source partition (sales: per topic, a product
+lives in one partition), so a re-sent record is applied once. Every rule is commutative across
+partitions (sums, top-N by a total order, event time), so any interleaving of partitions, live
+or replayed, ends in the same state.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from orderstream.errors import EventError
 
 HISTORY_LIMIT = 100  # orders listed per customer: the newest by placedAt (the totals count all)
 SALES_RETENTION_H = 7 * 24  # hourly buckets kept per product, back from its newest sale
-ORIGIN_HEADER = "x-origin"  # "<partition>:<offset>" of the outcome in order-status
+ORIGIN_HEADER = "x-origin"  # "<source><partition>:<offset>" of the step's record (Origin)
 HOUR = timedelta(hours=1)
 
 
@@ -34,25 +34,38 @@ class _Frozen(BaseModel):
 
 
 class Origin(_Frozen):
-    """Where an outcome sits in the order-status topic: its identity for deduplication."""
+    """The record whose saga step announced an outcome: its identity for deduplication. The
+    saga processes each input partition in offset order and sends the outcomes of one step
+    together, so per source partition the outcomes reach a customer's partition in the order
+    of their origins, and one at or below the watermark was applied already.
+
+    `source`: the saga input topic's code (`SOURCES`); "p" is an order-status partition, what
+    outcomes relayed by the order summaries agent of earlier versions carry."""
 
     partition: int
     offset: int
+    source: str = "p"
 
     def header(self) -> bytes:
-        return f"{self.partition}:{self.offset}".encode()
+        return f"{self.source}{self.partition}:{self.offset}".encode()
 
     @classmethod
     def from_headers(cls, headers: dict[str, bytes] | None) -> Origin:
         raw = (headers or {}).get(ORIGIN_HEADER, b"")
-        partition, _, offset = raw.decode("ascii", "replace").partition(":")
-        if not (partition.isdigit() and offset.isdigit()):
-            raise EventError("validation", f"header {ORIGIN_HEADER} is {raw!r}, not P:OFFSET")
-        return cls(partition=int(partition), offset=int(offset))
+        where, _, offset = raw.decode("ascii", "replace").partition(":")
+        partition = where.lstrip("abcdefghijklmnopqrstuvwxyz")
+        source = where[: len(where) - len(partition)] or "p"
+        if not (partition.isdigit() and offset.isdigit() and len(source) == 1):
+            raise EventError("validation", f"header {ORIGIN_HEADER} is {raw!r}, not [S]P:OFFSET")
+        return cls(partition=int(partition), offset=int(offset), source=source)
 
     @property
     def watermark_key(self) -> str:
-        return f"p{self.partition}"
+        return f"{self.source}{self.partition}"
+
+
+#: The code of each saga input topic in an origin (by topic role).
+SOURCES = {"orders": "o", "inventory_events": "i", "payment_events": "y", "saga_timeouts": "t"}
 
 
 class SummaryLine(_Frozen):

@@ -1,8 +1,8 @@
-"""`orderstream replay`: rebuild the read models (order summaries, customer histories, hourly
-sales per product) from the beginning of their topics, with the same pure rules the agents
-use, and compare them with the live read models. Summaries and histories come from the order
-outcomes (order-status); sales from the commits (inventory-requests): the commit that sells an
-order's hold records its sale.
+"""`orderstream replay`: rebuild the read models (customer histories, hourly sales per product)
+from the beginning of their topics, with the same pure rules the agents use, and compare them
+with the live read models. Histories come from the order outcomes the saga sends by customer
+(order-status-by-customer, each marked with its origin); sales from the commits
+(inventory-requests): the commit that sells an order's hold records its sale.
 
 The rebuild is a fold in this process's memory: it joins no consumer group and writes no topic,
 so it cannot disturb the running workers, and it shows exactly what the rules make of the log.
@@ -45,25 +45,21 @@ from orderstream.settings import Settings
 
 ACCEPT = accepted_types("order_status")
 ACCEPT_COMMANDS = accepted_types("inventory_requests")
-MODELS = ("order_summaries", "customer_orders", "product_sales")  # the tables, by name
+MODELS = ("customer_orders", "product_sales")  # the tables, by name
 
 
 @dataclass
 class ReadModels:
-    """Every read model, by key: `apply` is what the order summary and customer history agents
-    do with an outcome, `apply_commit` what the inventory agent does for the sales."""
+    """Every read model, by key: `apply` is what the customer history agent does with an
+    outcome, `apply_commit` what the inventory agent does for the sales."""
 
-    summaries: dict[str, OrderSummary] = field(default_factory=dict)
     customers: dict[str, CustomerOrders] = field(default_factory=dict)
     listed: dict[str, OrderSummary] = field(default_factory=dict)  # by history_key
     sales: dict[str, ProductSales] = field(default_factory=dict)
     committed: set[tuple[str, str]] = field(default_factory=set)  # (productId, orderId)
 
     def apply(self, outcome: StatusEvent, origin: Origin) -> None:
-        if outcome.data.orderId in self.summaries:  # the saga announced it again
-            return
         summary = summarize(outcome, origin)
-        self.summaries[summary.orderId] = summary
         before = self.customers.get(summary.customerId)
         history = record_order(before, summary).state
         if history is not None:
@@ -89,7 +85,6 @@ class ReadModels:
     def views(self) -> dict[str, dict[str, Any]]:
         """What readers see, by model and key (without the watermarks, which are bookkeeping)."""
         return {
-            "order_summaries": {k: v.model_dump(mode="json") for k, v in self.summaries.items()},
             "customer_orders": {k: self._history(v) for k, v in self.customers.items()},
             "product_sales": {
                 k: v.model_dump(mode="json", exclude={"applied"}) for k, v in self.sales.items()
@@ -131,7 +126,7 @@ async def rebuild(
     as they were then)."""
     models = ReadModels()
     specs = registry(settings)
-    outcomes, commands = specs["order_status"], specs["inventory_requests"]
+    outcomes, commands = specs["status_by_customer"], specs["inventory_requests"]
     until_ms = int(until.timestamp() * 1000) if until else None
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
@@ -164,10 +159,11 @@ async def rebuild(
                         continue
                     try:
                         outcome: StatusEvent = decode(rec.value, ACCEPT)  # type: ignore[assignment]
+                        origin = Origin.from_headers(dict(rec.headers or ()))
                     except EventError:  # a dead letter for the live agent too
                         progress.skipped += 1
                         continue
-                    models.apply(outcome, Origin(partition=tp.partition, offset=rec.offset))
+                    models.apply(outcome, origin)
             for tp in list(remaining):
                 if await consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)
@@ -203,7 +199,6 @@ async def live(settings: Settings) -> ReadModels:
     """The workers' read models, as their changelogs hold them (the last value per key)."""
     models = ReadModels()
     targets: dict[str, tuple[dict[str, Any], type[Any]]] = {
-        "order_summaries": (models.summaries, OrderSummary),
         "customer_orders": (models.customers, CustomerOrders),
         "product_sales": (models.sales, ProductSales),
     }
@@ -255,8 +250,9 @@ def _short(value: Any) -> str:
 
 def summary(models: ReadModels) -> str:
     buckets = sum(len(s.hours) for s in models.sales.values())
+    orders = sum(h.placed for h in models.customers.values())
     return (
-        f"{len(models.summaries)} orders, {len(models.customers)} customers, "
+        f"{orders} orders, {len(models.customers)} customers, "
         f"{len(models.sales)} products ({buckets} product-hours)"
     )
 

@@ -108,6 +108,8 @@ async def relay(role: str, key: str, event: Event, raw: bytes, headers: dict[str
     order_id = getattr(event.data, "orderId", None)
     with tracing.producing(event.eventType, name, order_id) as trace:
         await send(name, key.encode(), raw, {**headers, **trace})
+        if settings.chaos_duplicate_sends:
+            await send(name, key.encode(), raw, {**headers, **trace})
 
 
 @cache

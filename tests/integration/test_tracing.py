@@ -25,7 +25,6 @@ HOPS = {
     "saga StockReserved",
     "payment PaymentRequested",  # the saga's inline charge (inside "saga StockReserved")
     "inventory CommitStock",  # also records the sale (product sales)
-    "order-summaries OrderConfirmed",
     "customer-orders OrderConfirmed",
 }
 

@@ -48,13 +48,12 @@ def test_every_table_opens_its_stores_with_the_bounded_options() -> None:
         committed_holds,
         customer_orders,
         inventory,
-        order_summaries,
         orders,
         payments,
         product_sales,
     )
 
-    assert len(app.tables) == 7
+    assert len(app.tables) == 6
     for table in app.tables.values():
         assert table.options == rocksdb_options(settings), table.name
 

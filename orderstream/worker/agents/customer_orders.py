@@ -1,4 +1,6 @@
-"""Customer order history: each settled order joins its customer's history (read model)."""
+"""Customer order history: each settled order joins its customer's history (read model). The
+saga sends each outcome here by customer, marked with its origin; an outcome at or below the
+history's watermark for that origin's source partition was applied already."""
 
 from __future__ import annotations
 

@@ -11,6 +11,10 @@ line also charges the gateway and settles the order on the answer: the payment e
 for other consumers, and no payment request or reply crosses Kafka. The only await inside a
 step is that charge; the intake agent can meet the order meanwhile only with a repeated
 OrderPlaced, which changes nothing.
+
+An outcome goes to order-status (by order, for every consumer) and to the customer's history
+(order-status-by-customer), marked with the record whose step announced it: the history's
+watermark per source partition drops what the saga sends again (`projections.Origin`).
 """
 
 from __future__ import annotations
@@ -19,16 +23,26 @@ import time
 from functools import partial
 from typing import Any
 
-from orderstream.contracts.events import Event, PaymentRequested, SagaInput, decode
+from orderstream.contracts.events import (
+    Event,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderRejected,
+    PaymentRequested,
+    SagaInput,
+    decode,
+    encode,
+)
 from orderstream.contracts.topics import accepted_types, input_roles
 from orderstream.domain import saga
 from orderstream.domain.common import Decision, RuleViolation, StateBehind
 from orderstream.domain.payment import result_event
+from orderstream.domain.projections import ORIGIN_HEADER, SOURCES, Origin
 from orderstream.domain.saga import OrderState
 from orderstream.observability import metrics, tracing
 from orderstream.observability.tracing import traced
 from orderstream.worker import payment_service
-from orderstream.worker.app import app, publish, settings, topic
+from orderstream.worker.app import app, publish, relay, settings, topic, topic_name
 from orderstream.worker.apply import apply_once
 from orderstream.worker.dead_letters import guarded
 from orderstream.worker.repartition import rehomed
@@ -38,6 +52,9 @@ INLINE = settings.payment_mode == "inline"
 INPUTS = input_roles(settings)
 ROLES = tuple(r for r in ("inventory_events", "payment_events", "saga_timeouts") if r in INPUTS)
 ACCEPT = accepted_types("orders", *ROLES)
+OUTCOMES = (OrderConfirmed, OrderRejected, OrderCancelled)
+# topic -> origin code ("x": a channel of no registry topic, as in agent tests)
+SOURCE = {topic_name(role): code for role, code in SOURCES.items()}
 
 
 @app.agent(topic(*ROLES), name="saga")
@@ -64,6 +81,13 @@ async def handle(event: Any) -> None:
     )
     for out in emit:
         await publish(out)
+        if isinstance(out, OUTCOMES):  # and to the customer's history, by the step's record
+            msg = event.message
+            origin = Origin(
+                source=SOURCE.get(msg.topic, "x"), partition=msg.partition, offset=msg.offset
+            )
+            headers = {ORIGIN_HEADER: origin.header()}
+            await relay("status_by_customer", out.data.customerId, out, encode(out), headers)
 
 
 async def _decide(ev: SagaInput, state: OrderState | None) -> Decision[OrderState]:

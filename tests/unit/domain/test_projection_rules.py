@@ -110,8 +110,15 @@ def test_summary_keeps_money_in_cents() -> None:
 
 def test_origin_travels_in_a_header() -> None:
     assert Origin.from_headers({"x-origin": at(3, 1234).header()}) == at(3, 1234)
+    step = Origin(source="i", partition=3, offset=1234)
+    assert step.header() == b"i3:1234" and Origin.from_headers({"x-origin": b"i3:1234"}) == step
+    # an outcome relayed by an earlier version names its order-status partition: "p"
+    assert Origin.from_headers({"x-origin": b"3:1234"}).watermark_key == "p3"
+    assert step.watermark_key == "i3" != Origin(source="t", partition=3, offset=0).watermark_key
     with pytest.raises(EventError, match="x-origin"):
         Origin.from_headers({"x-origin": b"3-x"})
+    with pytest.raises(EventError):
+        Origin.from_headers({"x-origin": b"ii3:1"})
     with pytest.raises(EventError):
         Origin.from_headers(None)
 

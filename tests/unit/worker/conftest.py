@@ -20,12 +20,27 @@ def every_record_applies(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Consumer, "may_apply", lambda self, message: True)
 
 
-def capture_publish(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> list[Event]:
-    """What `module` publishes, captured instead of sent."""
-    out: list[Event] = []
+class Captured(list[Event]):
+    """Events published, in order; `relayed`: (topic role, key, event, headers) relayed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.relayed: list[tuple[str, str, Event, dict[str, bytes]]] = []
+
+
+def capture_publish(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> Captured:
+    """What `module` publishes (and relays, if it does), captured instead of sent."""
+    out = Captured()
 
     async def capture(event: Event, *args: Any, **kwargs: Any) -> None:
         out.append(event)
 
+    async def relay(
+        role: str, key: str, event: Event, raw: bytes, headers: dict[str, bytes]
+    ) -> None:
+        out.relayed.append((role, key, event, headers))
+
     monkeypatch.setattr(module, "publish", capture)
+    if hasattr(module, "relay"):
+        monkeypatch.setattr(module, "relay", relay)
     return out

@@ -29,11 +29,12 @@ from orderstream.contracts.events import (
     utcnow,
 )
 from orderstream.domain.payment import Charge
+from orderstream.domain.projections import Origin
 from orderstream.domain.saga import timeout_event
 from orderstream.worker import payment_service
 from orderstream.worker.agents.saga import saga_agent
 from orderstream.worker.tables.orders import get_order
-from tests.unit.worker.conftest import capture_publish
+from tests.unit.worker.conftest import Captured, capture_publish
 
 pytestmark = pytest.mark.asyncio
 
@@ -62,7 +63,7 @@ def gateway(monkeypatch: pytest.MonkeyPatch) -> LedgerGateway:
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[Event]:
+def sent(monkeypatch: pytest.MonkeyPatch) -> Captured:
     monkeypatch.setattr(saga_module, "INLINE", True)
     return capture_publish(monkeypatch, saga_module)
 
@@ -108,17 +109,26 @@ async def test_the_last_reservation_charges_once_and_confirms(
             "CommitStock",
             "OrderConfirmed",
         ]
+        # And the outcome went to the customer's history too, marked with the step's record
+        ((role, key, outcome, headers),) = sent.relayed
+        assert (role, key, outcome) == ("status_by_customer", "c-1", sent[-1])
+        first = Origin.from_headers(headers)
+        assert (first.partition, first.offset) == (0, 2)
 
         # When the last reservation is delivered again (a crash before the offset commit)
         sent.clear()
+        sent.relayed.clear()
         agent.sent_offset = 2
         await agent.put(reserved("si-1", "B"), key=b"si-1")
 
         # Then nobody is charged again, and the step's events go out again (their sends may
-        # have been lost), the same ids as the first time
+        # have been lost), the same ids as the first time, the outcome with the same origin
+        # (the history drops it: orderstream/domain/projections.py)
         assert gateway.calls == ["si-1"]
         again = [e for e in sent if isinstance(e, PaymentSucceeded | CommitStock | OrderConfirmed)]
         assert len(again) == 4 == len(sent)
+        ((_, _, outcome, headers),) = sent.relayed
+        assert outcome == sent[-1] and Origin.from_headers(headers) == first
 
 
 async def test_a_declined_charge_cancels_and_releases(

@@ -16,10 +16,19 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from devtools.workers import WorkerProcess
+from orderstream.contracts.events import (
+    OrderItem,
+    OrderPlaced,
+    OrderPlacedData,
+    encode,
+    event_id,
+    utcnow,
+)
 from orderstream.contracts.topics import registry
 from orderstream.kafka.auth import client_options
 from orderstream.kafka.reader import read_topic
@@ -125,6 +134,30 @@ def _place_orders(w: WorkerProcess, prefix: str, n: int) -> list[str]:
     return ids
 
 
+async def _produce_orders(stack: Stack, prefix: str, n: int) -> list[str]:
+    """Orders straight to the order topic, as an order service would (the worker's POST /orders
+    is not there once the worker stopped)."""
+    ids = [f"{prefix}-{i}" for i in range(n)]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=stack.settings.bootstrap_servers, **client_options(stack.settings)
+    )
+    await producer.start()
+    try:
+        topic = registry(stack.settings)["orders"].name
+        for i, order_id in enumerate(ids):
+            item = OrderItem(productId=SKUS[i % 2], quantity=1, price=1.0)
+            data = OrderPlacedData(
+                orderId=order_id, customerId="C-faults", items=[item], totalAmount=1.0
+            )
+            event = OrderPlaced(
+                eventId=event_id("OrderPlaced", order_id), timestamp=utcnow(), data=data
+            )
+            await producer.send_and_wait(topic, encode(event), key=order_id.encode())
+    finally:
+        await producer.stop()
+    return ids
+
+
 def test_a_write_the_broker_refuses_is_never_committed_over(stack: Any) -> None:
     s: Stack = stack(admin_token=TOKEN)
     w = s.worker()
@@ -138,8 +171,8 @@ def test_a_write_the_broker_refuses_is_never_committed_over(stack: Any) -> None:
     refused = ("order_status", "changelog_orders")
     asyncio.run(_set_configs(s, refused, {"max.message.bytes": "64"}))
     committed_before = asyncio.run(_committed(s))
-    # When orders come in (POST /orders itself still works: the order topic takes them)
-    during = _place_orders(w, "refused", 12)
+    # When orders come in (the order topic takes them; the worker stops at the first refusal)
+    during = asyncio.run(_produce_orders(s, "refused", 12))
     # Then the worker stops loudly (as a Kafka Streams thread on a production error), with
     # nothing settled and no committed offset of the order topic past the new orders
     eventually(lambda: not w.running, 60, "the worker to stop on the failed deliveries")

@@ -61,18 +61,16 @@ class Table(faust.Table[Any, Any]):
         super().__init__(*args, **kwargs)
         # partition -> key -> value (None: deleted), set since the last send_writes
         self._dirty: dict[int, dict[Any, Any]] = {}
-        # partition -> key -> value of the cycle sending now (one at a time: `_cycle`)
-        self._sending: dict[int, dict[Any, Any]] = {}
-        # partition -> key -> value the broker acknowledged, not yet in the store
+        # partition -> key -> value sent to the changelog, not yet in the store
         self._sent: dict[int, dict[Any, Any]] = {}
         # changelog partition -> highest offset the broker acknowledged, not yet persisted
         self._acked: dict[int, int] = {}
-        self._cycle = asyncio.Lock()
+        self._cycle = asyncio.Lock()  # one cycle hands its records to the producer at a time
 
     # -- reads and writes of the agents -----------------------------------------------------
 
     def _pending(self, key: Any) -> tuple[bool, Any]:
-        for layer in (self._dirty, self._sending, self._sent):  # the newest first
+        for layer in (self._dirty, self._sent):
             for values in layer.values():
                 if key in values:
                     return True, values[key]
@@ -111,51 +109,46 @@ class Table(faust.Table[Any, Any]):
     async def send_writes(self, send: Send) -> int:
         """Step 1: the last value of each key set since the last cycle to the changelog,
         straight to the producer (`send`: the worker's, or in exactly-once mode the transaction
-        manager's), and back once the broker acknowledged them. Not through Faust's producer
-        buffer: a commit's worth of records put there at once held every stream until the
-        buffer drained.
+        manager's). Not through Faust's producer buffer: a commit's worth of records put there
+        at once held every stream until the buffer drained.
 
-        One cycle at a time: Faust flushes the producer from more than one place (each commit,
-        a revocation, the recovery at a rebalance), and a cycle sending a key's older value
-        after another sent its newer one left the older one last in the changelog, what a new
-        owner restores. Values stay readable from memory meanwhile. A value whose delivery
-        failed is set again (unless set anew since): the next cycle sends it, and the store
-        never takes a value the changelog lacks."""
+        One cycle hands its records to the producer at a time: Faust flushes the producer at
+        each commit, at a revocation and in the recovery at a rebalance, and a cycle that sent a
+        key's older value after another sent its newer one left the older one last in the
+        changelog, what a new owner restores. The producer keeps the order records were handed
+        to it in, per partition."""
         async with self._cycle:
+            sent = 0
             dirty, self._dirty = self._dirty, {}
-            self._sending = dirty
-            try:
-                return await self._send(dirty, send)
-            finally:
-                self._sending = {}
-
-    async def _send(self, dirty: dict[int, dict[Any, Any]], send: Send) -> int:
-        topic = self.changelog_topic.get_topic_name()
-        store: Any = self.data
-        records = []
-        for partition, values in dirty.items():
-            for key, value in values.items():
-                v = None if value is DELETED else store._encode_value(value)
-                records.append((key, value, store._encode_key(key), v, partition))
-        deliveries: list[Any] = []
-        for start in range(0, len(records), YIELD_EVERY):
-            # A slice at a time, its sends side by side (a full batch of one partition does
-            # not hold up the others), the streams running between slices.
-            deliveries += await asyncio.gather(
-                *(
-                    send(topic, k, v, p, None, None)
-                    for _, _, k, v, p in records[start : start + YIELD_EVERY]
+            topic = self.changelog_topic.get_topic_name()
+            store: Any = self.data
+            records = []
+            for partition, values in dirty.items():
+                self._sent.setdefault(partition, {}).update(values)  # read from here until stored
+                for key, value in values.items():
+                    v = None if value is DELETED else store._encode_value(value)
+                    records.append((store._encode_key(key), v, partition))
+            for start in range(0, len(records), YIELD_EVERY):
+                # A slice at a time, its sends side by side (a full batch of one partition does
+                # not hold up the others), the streams running between slices.
+                deliveries = await asyncio.gather(
+                    *(
+                        send(topic, k, v, p, None, None)
+                        for k, v, p in records[start : start + YIELD_EVERY]
+                    )
                 )
-            )
-        results = await asyncio.gather(*deliveries, return_exceptions=True)
-        for (key, value, _, _, partition), res in zip(records, results, strict=True):
-            if isinstance(res, BaseException):  # the producer counts it; nothing commits over it
-                self._dirty.setdefault(partition, {}).setdefault(key, value)
-                continue
-            self._sent.setdefault(partition, {})[key] = value
-            if res.offset > self._acked.get(res.partition, -1):
-                self._acked[res.partition] = res.offset
-        return len(records)
+                for delivery in deliveries:
+                    delivery.add_done_callback(self._on_written)
+                sent += len(deliveries)
+            return sent
+
+    def _on_written(self, fut: Any) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return  # the producer counts the failure; nothing commits over it
+        res = fut.result()
+        partition = res.partition
+        if res.offset > self._acked.get(partition, -1):
+            self._acked[partition] = res.offset
 
     def write_sent(self) -> int:
         """Step 3: the values sent (and acknowledged: the flush waited) into the store, one
@@ -196,17 +189,16 @@ class Table(faust.Table[Any, Any]):
     def drop_partitions(self, partitions: set[int]) -> None:
         """Forget the values of partitions this worker lost (what was sent is the next
         owner's; what was not, the next owner makes again from the uncommitted input)."""
-        for layer in (self._dirty, self._sending, self._sent, self._acked):
+        for layer in (self._dirty, self._sent, self._acked):
             for partition in partitions:
                 layer.pop(partition, None)
 
     def cached(self) -> set[int]:
         """The partitions with values set or sent and not stored yet."""
-        return {*self._dirty, *self._sending, *self._sent, *self._acked}
+        return {*self._dirty, *self._sent, *self._acked}
 
     def pending_writes(self) -> int:
-        layers = (self._dirty, self._sending, self._sent)
-        return sum(len(values) for layer in layers for values in layer.values())
+        return sum(len(v) for v in self._dirty.values()) + sum(len(v) for v in self._sent.values())
 
 
 def write_sent(app: Any) -> int:

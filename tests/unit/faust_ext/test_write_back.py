@@ -130,37 +130,6 @@ async def test_two_cycles_at_once_send_a_key_s_values_in_the_order_they_were_set
     assert table[b"hot"] == b"2 orders"
 
 
-async def test_a_value_whose_delivery_failed_is_not_stored_and_goes_again(
-    app: faust.App,
-) -> None:
-    table = cast(Any, app.Table("holds", key_type=bytes, value_type=bytes))
-    changelog = Changelog()
-    token = processing(app, 0)
-    try:
-        table[b"ok"] = b"1"
-        table[b"lost"] = b"1"
-    finally:
-        _current_event.reset(token)
-
-    async def send(topic: str, key: bytes, *args: Any) -> asyncio.Future[Any]:
-        if key != b"lost":
-            return await changelog.send(topic, key, *args)
-        failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        failed.set_exception(ConnectionError("broker gone"))
-        return failed
-
-    # When one record of a cycle is not delivered
-    await table.send_writes(send)
-    # Then only the delivered one is stored; the other is still read from memory
-    assert write_back.write_sent(app) == 1
-    assert table.data.get(b"ok") == b"1" and table.data.get(b"lost") is None
-    assert table[b"lost"] == b"1"
-    # And the next cycle sends it again
-    await table.send_writes(changelog.send)
-    assert [k for k, _, _ in changelog.records] == [b"ok", b"lost"]
-    assert write_back.write_sent(app) == 1 and table.data.get(b"lost") == b"1"
-
-
 def test_the_values_of_a_lost_partition_are_dropped(app: faust.App) -> None:
     table = cast(Any, app.Table("orders", key_type=bytes, value_type=bytes))
     for partition, key in ((0, b"o-0"), (3, b"o-3")):

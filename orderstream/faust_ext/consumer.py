@@ -282,21 +282,34 @@ class Consumer(faust_aiokafka.Consumer):
     async def perform_seek(self) -> None:
         """Seek every partition to its committed offset (Faust does it after a rebalance).
         aiokafka's seek_to_committed leaves a partition with no commit yet (or offset 0) where
-        it is, past records never processed: those are sought to their first record."""
+        it is, past records never processed: those are sought to their first record.
+
+        The seeks await the broker one partition at a time, and the fetch loop runs meanwhile:
+        records it took from the client after a partition's seek moved the client's position
+        past the committed offset, and the ledger reset below forgets them (their agents skip
+        them). So every partition admits nothing until it is sought again to where its ledger
+        starts (`_seek_stale`, between two fetches). Without that, the next fetch came from past
+        them and was admitted: seen in the chaos test, 237 orders of one partition committed
+        over after a rebalance."""
         await super().perform_seek()
         unsought = [
             tp
             for tp in self.assignment()
             if not self._committed_offset.get(tp) and not self._is_changelog_tp(tp)
         ]
+        earliest: Mapping[TP, int | None] = {}
         if unsought:
             earliest = await self.earliest_offsets(*unsought)
             for tp in unsought:
                 await super().seek(tp, max(earliest.get(tp) or 0, 0))
         for tp in self.assignment():
             self._seeks[tp] = self._seeks.get(tp, 0) + 1
-            self._stale.discard(tp)
-            self.ledger.reset(tp, self._committed_offset.get(tp))
+            start = self._committed_offset.get(tp) or max(earliest.get(tp) or 0, 0)
+            self.ledger.reset(tp, start)
+            if self._is_changelog_tp(tp):
+                self._stale.discard(tp)  # Faust's recovery reads them
+            else:
+                self._stale.add(tp)
             if self._waiting.pop(tp, None) is not None:
                 self.resume_partitions([tp])
 

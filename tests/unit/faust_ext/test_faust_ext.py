@@ -200,6 +200,37 @@ async def test_a_partition_whose_batch_went_stale_admits_nothing_until_sought_ag
     assert consumer._admits(T0, message(T0, 542), consumer._seeks.copy())
 
 
+async def test_records_taken_while_the_seek_to_committed_awaits_are_fetched_again(
+    app: faust.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Faust's perform_seek awaits the committed offset of each partition in turn, and the
+    fetch loop runs meanwhile: it took records 522-530 from the client after the seek to 522,
+    so the client's next fetch starts at 531. The ledger reset forgets 522-530 (their agents
+    skip them); 531 must not be admitted over them (the chaos test: 237 orders committed over
+    after a rebalance)."""
+    consumer = cast(Any, app.consumer)
+    sought: list[tuple[TP, int]] = []
+
+    async def seek(partition: TP, offset: int) -> None:
+        sought.append((partition, offset))
+
+    async def faust_perform_seek(self: Any) -> None:
+        self._committed_offset[T0] = 522  # aiokafka sought T0 to it; then, before returning:
+        for offset in range(522, 531):
+            assert self._admits(T0, message(T0, offset), self._seeks.copy())
+
+    monkeypatch.setattr(consumer, "_seek", seek)
+    monkeypatch.setattr(consumer, "assignment", lambda: {T0})
+    monkeypatch.setattr(ext_consumer.faust_aiokafka.Consumer, "perform_seek", faust_perform_seek)
+    await consumer.perform_seek()
+    # When the next fetch, from the client's position, hands over 531
+    # Then it is not admitted: the partition is sought back to where its ledger starts first
+    assert not consumer._admits(T0, message(T0, 531), consumer._seeks.copy())
+    await consumer._seek_stale()
+    assert sought[-1] == (T0, 522)
+    assert consumer._admits(T0, message(T0, 522), consumer._seeks.copy())
+
+
 def test_a_fault_stops_the_partition_and_the_worker_reports_it(app: faust.App) -> None:
     consumer = cast(Any, app.consumer)
     consumer.ledger.reset(T0, 0)

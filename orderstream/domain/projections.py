@@ -53,9 +53,8 @@ class Origin(_Frozen):
     def from_headers(cls, headers: dict[str, bytes] | None) -> Origin:
         raw = (headers or {}).get(ORIGIN_HEADER, b"")
         where, _, offset = raw.decode("ascii", "replace").partition(":")
-        partition = where.lstrip("abcdefghijklmnopqrstuvwxyz")
-        source = where[: len(where) - len(partition)] or "p"
-        if not (partition.isdigit() and offset.isdigit() and len(source) == 1):
+        source, partition = (where[:1], where[1:]) if where[:1].islower() else ("p", where)
+        if not (partition.isdigit() and offset.isdigit()):
             raise EventError("validation", f"header {ORIGIN_HEADER} is {raw!r}, not [S]P:OFFSET")
         return cls(partition=int(partition), offset=int(offset), source=source)
 

@@ -297,15 +297,15 @@ class Consumer(faust_aiokafka.Consumer):
             for tp in self.assignment()
             if not self._committed_offset.get(tp) and not self._is_changelog_tp(tp)
         ]
-        earliest: Mapping[TP, int | None] = {}
+        first: dict[TP, int] = {}
         if unsought:
             earliest = await self.earliest_offsets(*unsought)
-            for tp in unsought:
-                await super().seek(tp, max(earliest.get(tp) or 0, 0))
+            first = {tp: max(earliest.get(tp) or 0, 0) for tp in unsought}
+            for tp, offset in first.items():
+                await super().seek(tp, offset)
         for tp in self.assignment():
             self._seeks[tp] = self._seeks.get(tp, 0) + 1
-            start = self._committed_offset.get(tp) or max(earliest.get(tp) or 0, 0)
-            self.ledger.reset(tp, start)
+            self.ledger.reset(tp, self._committed_offset.get(tp) or first.get(tp, 0))
             if self._is_changelog_tp(tp):
                 self._stale.discard(tp)  # Faust's recovery reads them
             else:

@@ -11,6 +11,8 @@ import itertools
 import os
 import shutil
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -142,6 +144,17 @@ class Stack:
             for proc in self.started:
                 proc.wait_ready()
             return asyncio.run(demo.run(self.settings, n_orders, **options))
+
+    def cli(self, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+        """The real `orderstream` command line, with the stack's settings in the environment."""
+        return subprocess.run(
+            [sys.executable, "-m", "orderstream.ops.cli", *args],
+            env={**os.environ, **self.env},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
 
     def stop(self) -> None:
         for proc in self.started:

@@ -11,10 +11,7 @@ drains to zero. Re-drives by deadline are reported apart from first-time settles
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,7 +21,7 @@ import pytest
 from devtools import demo
 from devtools.verify import consumer_lag, unexplained_charge_calls
 from devtools.workers import WorkerProcess
-from tests.integration.conftest import REPO, Stack
+from tests.integration.conftest import Stack
 from tests.integration.webclient import get
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -180,17 +177,3 @@ def test_kill_minus_nine_under_load_with_short_stock_loses_nothing(
     for o in sample:
         assert get(w1, f"/orders/{o}").json["status"] == report.status_of(o), o
     print(f"chaos: lag 0 after {drained_at - started - settled_s:.1f}s more")
-
-    # And the read models the crashes interrupted (customer histories, sales per product) are
-    # what a rebuild from the log makes of the same records: nothing lost, nothing counted twice
-    replayed = subprocess.run(
-        [sys.executable, "-m", "orderstream.ops.cli", "replay", "--compare", "--wait", "60"],
-        env={**os.environ, **s.env},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    print(f"chaos: replay: {replayed.stdout.strip().splitlines()[-1:]}")
-    assert replayed.returncode == 0, replayed.stdout[-3000:] + replayed.stderr[-3000:]
-    assert "diff: 0" in replayed.stdout and f"{ORDERS} orders" in replayed.stdout

@@ -6,9 +6,6 @@ dead-lettered as out_of_order and counted."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from typing import Any
@@ -20,7 +17,7 @@ from devtools import demo
 from orderstream.contracts.events import StockReserved, StockResult, encode, event_id, utcnow
 from orderstream.contracts.topics import registry
 from orderstream.ops import dead_letters as dlq
-from tests.integration.conftest import REPO, Stack
+from tests.integration.conftest import Stack
 from tests.integration.webclient import eventually, get
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -37,18 +34,6 @@ def expected_sales(*runs: demo.DemoResult) -> Counter[str]:
 
 def without_server(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k != "servedBy"}
-
-
-def orderstream(s: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real command line, with the stack's settings in the environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "orderstream.ops.cli", *args],
-        env={**os.environ, **s.env},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 async def send_out_of_order(s: Stack) -> str:
@@ -116,14 +101,14 @@ def test_read_models_agree_across_workers_and_with_a_replay(own_stack: type[Stac
         assert without_server(body) == without_server(get(w2, path).json)
 
     # When the read models are rebuilt from the log and compared with the live ones
-    replayed = orderstream(s, "replay", "--compare", "--wait", "30")
+    replayed = s.cli("replay", "--compare", "--wait", "30")
     # Then they are the same
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert "diff: 0" in replayed.stdout and "records (100%)" in replayed.stdout
     assert f"{len(first.scenario.orders) + len(second.scenario.orders)} orders" in replayed.stdout
 
     # When the rebuild stops before the second run, the comparison shows what is missing
-    cut_short = orderstream(s, "replay", "--compare", "--until", cut.isoformat())
+    cut_short = s.cli("replay", "--compare", "--until", cut.isoformat())
     assert cut_short.returncode == 1, cut_short.stdout + cut_short.stderr
     assert "diff: 0" not in cut_short.stdout
     assert "only live" in cut_short.stdout

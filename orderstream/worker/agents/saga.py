@@ -25,11 +25,9 @@ from typing import Any
 
 from orderstream.contracts.events import (
     Event,
-    OrderCancelled,
-    OrderConfirmed,
-    OrderRejected,
     PaymentRequested,
     SagaInput,
+    StatusEvent,
     decode,
     encode,
 )
@@ -52,7 +50,6 @@ INLINE = settings.payment_mode == "inline"
 INPUTS = input_roles(settings)
 ROLES = tuple(r for r in ("inventory_events", "payment_events", "saga_timeouts") if r in INPUTS)
 ACCEPT = accepted_types("orders", *ROLES)
-OUTCOMES = (OrderConfirmed, OrderRejected, OrderCancelled)
 # topic -> origin code ("x": a channel of no registry topic, as in agent tests)
 SOURCE = {topic_name(role): code for role, code in SOURCES.items()}
 
@@ -81,7 +78,7 @@ async def handle(event: Any) -> None:
     )
     for out in emit:
         await publish(out)
-        if isinstance(out, OUTCOMES):  # and to the customer's history, by the step's record
+        if isinstance(out, StatusEvent):  # and to the customer's history, by the step's record
             msg = event.message
             origin = Origin(
                 source=SOURCE.get(msg.topic, "x"), partition=msg.partition, offset=msg.offset

@@ -69,7 +69,8 @@ class Settings(BaseSettings):
     # changelog and RocksDB at each commit. None: on in exactly_once mode only. At least once,
     # the events a record caused are out at once while its state waits for the commit, so a
     # crash can replay the record against older state and decide differently (the chaos test
-    # showed it); in exactly_once mode the events and the state commit together.
+    # showed it); in exactly_once mode the events and the state commit together. The read
+    # models decide no event, so they write back in both modes unless this is false.
     table_write_back: bool | None = None
     # A crashed worker's partitions move after this long without heartbeats.
     session_timeout_s: float = 10.0
@@ -183,6 +184,10 @@ class Settings(BaseSettings):
     @property
     def write_back(self) -> bool:
         return self.exactly_once if self.table_write_back is None else self.table_write_back
+
+    @property
+    def write_back_read_models(self) -> bool:
+        return self.table_write_back is not False
 
     @property
     def bootstrap_servers(self) -> str:

@@ -137,17 +137,26 @@ def _send_failed(topic: str, error: BaseException) -> None:
     metrics.send_failed(topic)
 
 
-def raw_table(name: str, help: str) -> Any:
-    """A changelog-backed RocksDB table of bytes -> bytes; we (de)serialize with the models."""
+def raw_table(name: str, help: str, *, read_model: bool = False) -> Any:
+    """A changelog-backed RocksDB table of bytes -> bytes; we (de)serialize with the models.
+
+    `read_model`: no event is decided on what the table holds, so it writes back once per
+    commit (orderstream/faust_ext/write_back.py) at least once too: a crash loses only values
+    whose records are processed again (they were not committed), and the read model's rules
+    drop a record it holds already. The tables that decide events write back in exactly-once
+    mode only (settings.table_write_back)."""
     # bytes as key and value type make Faust use the raw codec for the store and the changelog.
-    return app.Table(
-        name,
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        help=help,
-        options=rocksdb_options(settings),
-    )
+    options: dict[str, Any] = {
+        "partitions": settings.partitions,
+        "key_type": bytes,
+        "value_type": bytes,
+        "help": help,
+        "options": rocksdb_options(settings),
+    }
+    if read_model and settings.write_back_read_models and not settings.write_back:
+        table = WriteBackTable(app, name=name, beacon=app.tables.beacon, **options)
+        return app.tables.add(table)
+    return app.Table(name, **options)
 
 
 def rocksdb_options(s: Settings) -> dict[str, int]:

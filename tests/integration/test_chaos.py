@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from devtools import demo
+from devtools.simulator import SimOrder
 from devtools.verify import consumer_lag, unexplained_charge_calls
 from devtools.workers import WorkerProcess
 from tests.integration.conftest import Stack
@@ -62,6 +63,31 @@ def _kill_during_recovery(proc: WorkerProcess, killed: set[int]) -> bool:
             return landed
         time.sleep(0.02)
     raise AssertionError("the worker never began recovery")
+
+
+def _customer(order: SimOrder) -> str:
+    return order.payload.split(b'"customerId":"')[1].split(b'"')[0].decode()
+
+
+def _read_model_mismatches(
+    worker: WorkerProcess, sold: Counter[str], placed: Counter[str]
+) -> list[str]:
+    """Where the read models (served by `worker`, each key by its owner) differ from what the
+    orders did: a product's sales from its confirmed orders, a customer's history from the
+    orders they placed (each settles once)."""
+    wrong = []
+    for sku, units in sorted(sold.items()):
+        got = get(worker, f"/sales/{sku}?hours=3").json["total"]["units"]
+        if got != units:
+            wrong.append(f"sales {sku}: {got} units, confirmed orders took {units}")
+    for customer, count in sorted(placed.items()):
+        body = get(worker, f"/customers/{customer}/orders?limit=100").json
+        listed = len(body["orders"])
+        if body["totals"]["orders"] != count or listed != min(count, 100):
+            wrong.append(
+                f"{customer}: {body['totals']['orders']} orders ({listed} listed), placed {count}"
+            )
+    return wrong
 
 
 def _sold_by_confirmed_orders(result: demo.DemoResult) -> Counter[str]:
@@ -177,3 +203,11 @@ def test_kill_minus_nine_under_load_with_short_stock_loses_nothing(
     for o in sample:
         assert get(w1, f"/orders/{o}").json["status"] == report.status_of(o), o
     print(f"chaos: lag 0 after {drained_at - started - settled_s:.1f}s more")
+
+    # And the read models agree with what the orders did: each product's sales, each
+    # customer's history (at least once their records come again after a kill; their rules
+    # drop what they hold already)
+    placed = Counter(_customer(o) for o in result.scenario.orders)
+    wrong = _read_model_mismatches(w1, sold, placed)
+    print(f"chaos: read models: {len(sold)} products, {len(placed)} customers, {len(wrong)} wrong")
+    assert wrong == [], wrong[:20]

@@ -58,6 +58,30 @@ def test_every_table_opens_its_stores_with_the_bounded_options() -> None:
         assert table.options == rocksdb_options(settings), table.name
 
 
+def test_at_least_once_only_the_read_models_write_back() -> None:
+    from orderstream.faust_ext import write_back
+    from orderstream.worker.app import app, settings
+    from orderstream.worker.tables import (  # noqa: F401  (a table registers on import)
+        committed_holds,
+        customer_orders,
+        inventory,
+        orders,
+        payments,
+        product_sales,
+    )
+
+    assert not settings.exactly_once and settings.table_write_back is None
+    kinds = {name: isinstance(t, write_back.Table) for name, t in app.tables.items()}
+    assert kinds == {
+        "customer_orders": True,
+        "product_sales": True,
+        "orders": False,
+        "inventory": False,
+        "committed_holds": False,
+        "payments": False,
+    }
+
+
 def test_the_producer_fills_batches_of_the_configured_size() -> None:
     from orderstream.worker.app import app, settings
 

@@ -66,11 +66,13 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = 5
     eos_commit_interval_s: float = 0.1  # exactly_once: a record is visible once committed
     # Write-back tables (orderstream/faust_ext/write_back.py): the last value per key goes to the
-    # changelog and RocksDB at each commit. None: on in exactly_once mode only. At least once,
-    # the events a record caused are out at once while its state waits for the commit, so a
-    # crash can replay the record against older state and decide differently (the chaos test
-    # showed it); in exactly_once mode the events and the state commit together. The read
-    # models decide no event, so they write back in both modes unless this is false.
+    # changelog and RocksDB at each commit. None: every table in exactly_once mode; at least
+    # once, the tables whose replay decides what the first run did (the read models, the stock:
+    # orderstream/worker/app.py `raw_table`). The saga's orders table writes through at least
+    # once: the events a record caused are out at once while its state would wait for the
+    # commit, and a crash replays its records in another interleaving of its input topics
+    # against older state, which can decide differently (the chaos test showed it); in
+    # exactly_once mode the events and the state commit together. False: no table writes back.
     table_write_back: bool | None = None
     # A crashed worker's partitions move after this long without heartbeats.
     session_timeout_s: float = 10.0
@@ -186,7 +188,7 @@ class Settings(BaseSettings):
         return self.exactly_once if self.table_write_back is None else self.table_write_back
 
     @property
-    def write_back_read_models(self) -> bool:
+    def write_back_replayable(self) -> bool:
         return self.table_write_back is not False
 
     @property

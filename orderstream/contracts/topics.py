@@ -192,9 +192,17 @@ def route(event: Event) -> tuple[str, str]:
     return role, str(getattr(event.data, field_name))
 
 
+# Where the worker relays an event type to, besides where it is published: a stock adjustment
+# joins its product's command log, the one input the stock changes by
+# (orderstream/worker/agents/inventory.py).
+_RELAYED_TO: dict[str, str] = {"StockAdjusted": "inventory_requests"}
+
+
 def accepted_types(*roles: str) -> tuple[str, ...]:
     """The event types that may appear on the topics with these roles."""
-    return tuple(t for t, (role, _) in _ROUTES.items() if role in roles)
+    return tuple(
+        t for t, (role, _) in _ROUTES.items() if role in roles or _RELAYED_TO.get(t) in roles
+    )
 
 
 #: The roles the worker's agents consume. With inline payment (`payment_mode="inline"`) the

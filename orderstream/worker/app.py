@@ -137,14 +137,17 @@ def _send_failed(topic: str, error: BaseException) -> None:
     metrics.send_failed(topic)
 
 
-def raw_table(name: str, help: str, *, read_model: bool = False) -> Any:
+def raw_table(name: str, help: str, *, replayable: bool = False) -> Any:
     """A changelog-backed RocksDB table of bytes -> bytes; we (de)serialize with the models.
 
-    `read_model`: no event is decided on what the table holds, so it writes back once per
-    commit (orderstream/faust_ext/write_back.py) at least once too: a crash loses only values
-    whose records are processed again (they were not committed), and the read model's rules
-    drop a record it holds already. The tables that decide events write back in exactly-once
-    mode only (settings.table_write_back)."""
+    `replayable`: the table writes back once per commit (orderstream/faust_ext/write_back.py)
+    at least once too. A crash there loses the values of records not committed yet, which are
+    processed again against the state of the last flush; that is safe where processing them
+    again decides what it decided the first time: a read model decides no event, and the stock
+    changes only by the records of one input partition (its command log), in their order, by
+    rules that depend on nothing else. The saga's state decides events from several input
+    topics, whose interleaving a replay does not repeat: it writes back in exactly-once mode
+    only (settings.table_write_back)."""
     # bytes as key and value type make Faust use the raw codec for the store and the changelog.
     options: dict[str, Any] = {
         "partitions": settings.partitions,
@@ -153,7 +156,7 @@ def raw_table(name: str, help: str, *, read_model: bool = False) -> Any:
         "help": help,
         "options": rocksdb_options(settings),
     }
-    if read_model and settings.write_back_read_models and not settings.write_back:
+    if replayable and settings.write_back_replayable and not settings.write_back:
         table = WriteBackTable(app, name=name, beacon=app.tables.beacon, **options)
         return app.tables.add(table)
     return app.Table(name, **options)

@@ -1,6 +1,14 @@
 """Inventory agent: reserve / release / commit holds and apply stock adjustments, per product;
 a commit that sells an order's hold also records the sale (read model `product_sales`, keyed by
-product like the stock: the same partition, the same step)."""
+product like the stock: the same partition, the same step).
+
+The stock changes by one input only, its product's partition of inventory-requests (the command
+log): a stock adjustment that comes in on stock-adjustments is relayed there, and applied when
+it comes back in (at its place among the product's commands). A replay after a crash then meets
+the same records in the same order, and the rules decide what they decided the first time:
+that is what lets the stock table write back once per commit at least once
+(orderstream/worker/app.py `raw_table`). Adjustments are deduplicated by id, so a relay done
+again after a crash changes nothing."""
 
 from __future__ import annotations
 
@@ -14,7 +22,7 @@ from orderstream.domain.common import Decision
 from orderstream.domain.inventory import ProductStock
 from orderstream.observability import metrics
 from orderstream.observability.tracing import traced
-from orderstream.worker.app import app, publish, topic
+from orderstream.worker.app import app, publish, relay, topic, topic_name
 from orderstream.worker.apply import apply_once
 from orderstream.worker.dead_letters import guarded
 from orderstream.worker.repartition import rehomed
@@ -23,6 +31,7 @@ from orderstream.worker.tables.inventory import get_stock, put_stock
 from orderstream.worker.tables.product_sales import get_sales, put_sales
 
 ACCEPT = accepted_types("inventory_requests", "stock_adjustments")
+ADJUSTMENTS = topic_name("stock_adjustments")
 
 
 @app.agent(topic("inventory_requests", "stock_adjustments"), name="inventory")
@@ -34,6 +43,10 @@ async def inventory_agent(stream: Any) -> None:
 
 async def _handle(event: Any) -> None:
     cmd: InventoryInput = decode(event.value, ACCEPT)  # type: ignore[assignment]
+    if event.message.topic == ADJUSTMENTS:  # into the command log, applied from there
+        key = cmd.data.productId
+        await relay("inventory_requests", key, cmd, event.value, dict(event.headers or {}))
+        return
     if await rehomed(event, cmd):  # placed by another partitioner: applied where it belongs
         return
     # The stock is written last (by apply_once), after the marker and the sale: a step that

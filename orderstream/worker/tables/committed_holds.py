@@ -15,6 +15,9 @@ from __future__ import annotations
 from orderstream.worker import chaos
 from orderstream.worker.app import raw_table
 
+# Written through at least once, while the stock writes back: a marker must outlive a crash
+# that loses the stock's values of the records not committed yet (`was_committed`), and each
+# order line has its own key (nothing to coalesce).
 committed_table = raw_table(
     "committed_holds", "Committed holds, keyed by productId and orderId (inventory)."
 )

@@ -7,7 +7,7 @@ from orderstream.domain.projections import CustomerOrders, OrderSummary, history
 from orderstream.worker.app import raw_table
 from orderstream.worker.tables.model_table import ModelTable
 
-customer_orders_table = raw_table("customer_orders", "Order history per customer.", read_model=True)
+customer_orders_table = raw_table("customer_orders", "Order history per customer.", replayable=True)
 # Not remembered: a customer's record comes back once per 500 orders or so (as many customers),
 # and 500 decoded histories of 100 listed orders held ~25 MB for a parse saved now and then.
 _models = ModelTable(customer_orders_table, CustomerOrders, remember=0)

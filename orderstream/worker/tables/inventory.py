@@ -6,7 +6,9 @@ from orderstream.domain.inventory import ProductStock
 from orderstream.worker.app import raw_table
 from orderstream.worker.tables.model_table import ModelTable
 
-stock_table = raw_table("inventory", "Stock per product, keyed by productId.")
+# Written back once per commit: the stock changes only by its command log (stock adjustments
+# are relayed into it: orderstream/worker/agents/inventory.py), so a replay decides the same.
+stock_table = raw_table("inventory", "Stock per product, keyed by productId.", replayable=True)
 _models = ModelTable(stock_table, ProductStock)
 
 

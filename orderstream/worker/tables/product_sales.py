@@ -8,7 +8,7 @@ from orderstream.worker.app import raw_table
 from orderstream.worker.tables.model_table import ModelTable
 
 product_sales_table = raw_table(
-    "product_sales", "Hourly sales per product, keyed by productId.", read_model=True
+    "product_sales", "Hourly sales per product, keyed by productId.", replayable=True
 )
 _models = ModelTable(product_sales_table, ProductSales)
 

@@ -25,13 +25,13 @@ from orderstream.worker.chaos import InjectedStoreError
 from orderstream.worker.tables.committed_holds import committed_table
 from orderstream.worker.tables.inventory import get_stock, stock_table
 from orderstream.worker.tables.product_sales import get_sales, product_sales_table
-from tests.unit.worker.conftest import capture_publish
+from tests.unit.worker.conftest import Captured, capture_publish
 
 pytestmark = pytest.mark.asyncio
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[Event]:
+def sent(monkeypatch: pytest.MonkeyPatch) -> Captured:
     return capture_publish(monkeypatch, inventory_agent_module)
 
 
@@ -78,6 +78,30 @@ async def test_redelivered_offsets_are_not_applied_twice(sent: list[Event]) -> N
         assert again is not None
         assert (again.available, again.held, again.sold) == (7, 0, 3)
         assert again.conserved()
+
+
+async def test_an_adjustment_on_stock_adjustments_joins_the_command_log_and_applies_there(
+    sent: Captured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stock changes by one input only, its command log (inventory-requests), so a replay
+    after a crash meets the same records in the same order: what its write-back relies on."""
+    test_topic = "<internal>"  # the topic of test_context's records
+    monkeypatch.setattr(inventory_agent_module, "ADJUSTMENTS", test_topic)
+    async with inventory_agent.test_context() as agent:
+        # When a restock comes in on stock-adjustments
+        await agent.put(restock(10, "SKU-R"), key=b"SKU-R")
+    # Then it is relayed to its product's command log, unchanged, and not applied yet
+    assert get_stock("SKU-R") is None
+    assert [(role, key, e.eventId) for role, key, e, _ in sent.relayed] == [
+        ("inventory_requests", "SKU-R", "adj-SKU-R")
+    ]
+    # When it comes in again from the command log, it is applied there
+    monkeypatch.setattr(inventory_agent_module, "ADJUSTMENTS", "stock-adjustments")
+    async with inventory_agent.test_context() as agent:
+        await agent.put(restock(10, "SKU-R"), key=b"SKU-R")
+    stock = get_stock("SKU-R")
+    assert stock is not None and stock.available == 10
+    assert len(sent.relayed) == 1
 
 
 async def test_a_new_duplicate_reserve_holds_once_and_answers_again(sent: list[Event]) -> None:
@@ -156,12 +180,16 @@ def sales_of(sku: str) -> tuple[int, int, int]:
 
 
 def stored(table: Any, key: bytes) -> bytes | None:
-    return table.data.get(key)  # type: ignore[no-any-return]
+    return table.get(key)  # type: ignore[no-any-return]  (a write-back table's pending too)
 
 
 def lose(table: Any, key: bytes, kept: bytes | None) -> None:
     """The table's value back to `kept`: the writes since were lost in a crash (the worker
-    restored the table from a changelog that lacks them)."""
+    restored the table from a changelog that lacks them; a write-back table's values not
+    stored yet are lost first)."""
+    for layer in (getattr(table, "_dirty", {}), getattr(table, "_sent", {})):
+        for values in layer.values():
+            values.pop(key, None)
     if kept is None:
         table.data.pop(key, None)
     else:

@@ -17,11 +17,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from devtools import demo
-from devtools.simulator import SimOrder
+from devtools.simulator import SimOrder, restock_events
 from devtools.verify import consumer_lag, unexplained_charge_calls
 from devtools.workers import WorkerProcess
+from orderstream.contracts.events import encode
+from orderstream.contracts.topics import registry
 from tests.integration.conftest import Stack
 from tests.integration.webclient import get
 
@@ -30,6 +33,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 ORDERS = 30_000
 RATE = 250.0  # orders/s offered: the run lasts ~2 minutes, time for many crashes
 KILLS = 7
+PRODUCTS = 20  # the simulator's catalog (SKU-0000 ...)
+RESTOCK_UNITS = 3  # more of every product after each kill, while orders flow
 STOCK_RATIO = 0.5  # restock half of the units ordered
 
 
@@ -63,6 +68,22 @@ def _kill_during_recovery(proc: WorkerProcess, killed: set[int]) -> bool:
             return landed
         time.sleep(0.02)
     raise AssertionError("the worker never began recovery")
+
+
+async def _restock_during_run(s: Stack, round_no: int, extra: Counter[str]) -> None:
+    """RESTOCK_UNITS more of every product, sent to stock-adjustments by a plain client while
+    orders flow: the stock changes by its command log only, whatever the interleaving."""
+    products = {f"SKU-{i:04d}": RESTOCK_UNITS for i in range(PRODUCTS)}
+    topic = registry(s.settings)["stock_adjustments"].name
+    producer = AIOKafkaProducer(bootstrap_servers=s.settings.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for adj in restock_events(f"chaos-{round_no}", products):
+            await producer.send(topic, encode(adj), key=adj.data.productId.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    extra.update(products)
 
 
 def _customer(order: SimOrder) -> str:
@@ -108,6 +129,7 @@ def test_kill_minus_nine_under_load_with_short_stock_loses_nothing(
     workers = s.workers("w1", "w2")
     kills: list[str] = []
     killed: set[int] = set()
+    restocked_later: Counter[str] = Counter()
 
     async def chaos() -> None:
         await asyncio.sleep(6)
@@ -124,6 +146,7 @@ def test_kill_minus_nine_under_load_with_short_stock_loses_nothing(
             else:
                 kills.append(f"{victim.name}: killed")
             await asyncio.to_thread(victim.start)
+            await _restock_during_run(s, n, restocked_later)
             await asyncio.to_thread(victim.wait_ready, 120)
             await asyncio.sleep(8)
 
@@ -164,7 +187,9 @@ def test_kill_minus_nine_under_load_with_short_stock_loses_nothing(
     # And stock ran short, yet no product was oversold: each sold what its confirmed orders took
     assert rejected_short > ORDERS // 10, demo.summary(result)
     sold = _sold_by_confirmed_orders(result)
-    for product, restocked in result.scenario.restocks.items():
+    assert sum(restocked_later.values()) == KILLS * PRODUCTS * RESTOCK_UNITS
+    for product, first in result.scenario.restocks.items():
+        restocked = first + restocked_later[product]
         stock = report.stock[product]
         assert stock.restocked == restocked, product
         assert stock.sold == sold[product] <= restocked, (product, stock)

@@ -92,6 +92,7 @@ class Producer(faust_aiokafka.Producer):
         #: record because another producer owns its task now
         #: (orderstream/faust_ext/transactions.py).
         self.on_fenced: Callable[[str, BaseException], None] | None = None
+        self._write_back_cycle = asyncio.Lock()  # one write-back cycle at a time (`flush`)
 
     async def send(
         self,
@@ -152,20 +153,39 @@ class Producer(faust_aiokafka.Producer):
     async def flush(self) -> None:
         """Faust's flush, after the write-back tables sent what was set since the last flush
         (orderstream/faust_ext/write_back.py), over a copy of the transactional producers (a fenced
-        one is dropped while the others flush) and past a fenced one's error."""
-        send = self.app.consumer.transactions.send if self.app.in_transaction else self.send
-        for table in list(self.app.tables.values()):
-            if isinstance(table, write_back.Table):
-                await table.send_writes(send)
-        await self.buffer.flush()
-        if self._producer is not None:
-            await self._producer.flush()
+        one is dropped while the others flush) and past a fenced one's error.
+
+        At least once, the write-back values are taken first, then every record put before
+        (the events and the write-through tables' records of the same steps) is acknowledged,
+        and only then are the values sent. A crash in the middle of the flush then never keeps
+        a written-back value without what its step wrote through: the inventory's committed-hold
+        marker, which names the commit that sold a hold, outlives the stock that took it off
+        (orderstream/worker/agents/inventory.py). One such cycle at a time, so that a key's
+        values reach the changelog in the order they were set (write_back.Table.send_writes).
+        In exactly-once mode the transaction makes them all visible at once, or none."""
+        tables = [t for t in list(self.app.tables.values()) if isinstance(t, write_back.Table)]
+        if self.app.in_transaction:
+            for table in tables:
+                await table.send_writes(self.app.consumer.transactions.send)
+        elif tables:
+            async with self._write_back_cycle:
+                taken = [(table, table.take_writes()) for table in tables]
+                await self._flush_sent()
+                for table, values in taken:
+                    await table.send_taken(values, self.send)
+        await self._flush_sent()
         for client in list(self._transaction_producers.values()):
             try:
                 await client.flush()
             except Exception as exc:
                 if not is_fenced(exc):
                     raise
+
+    async def _flush_sent(self) -> None:
+        """Until every record put before is acknowledged (or failed: the consumer sees it)."""
+        await self.buffer.flush()
+        if self._producer is not None:
+            await self._producer.flush()
 
     def _delivered(self, future: asyncio.Future[Any]) -> None:
         record = self._inflight.pop(future, None)

@@ -45,6 +45,9 @@ from rocksdict import WriteBatch
 DELETED = None  # a deletion waiting to be written
 YIELD_EVERY = 256  # records sent between two turns of the event loop
 
+#: Values taken from the tables for one cycle: partition -> key -> value (DELETED: deleted)
+Taken = dict[int, dict[Any, Any]]
+
 #: How a table sends a changelog record: (topic, key, value, partition, timestamp, headers) ->
 #: its delivery (the producer's `send`).
 Send = Callable[..., Awaitable[Any]]
@@ -95,14 +98,23 @@ class Table(faust.Table[Any, Any]):
         return value is not DELETED if found else key in self.data
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        partition = cast(int, self.partition_for_key(key))  # the record's; raises outside one
-        self._dirty.setdefault(partition, {})[key] = value
+        self._set_last(key, value)
         self._sensor_on_set(self, key, value)
 
     def __delitem__(self, key: Any) -> None:
-        partition = cast(int, self.partition_for_key(key))
-        self._dirty.setdefault(partition, {})[key] = DELETED
+        self._set_last(key, DELETED)
         self._sensor_on_del(self, key)
+
+    def _set_last(self, key: Any, value: Any) -> None:
+        """Keep the partition's values in the order they were last set: a flush sends them in
+        that order and the broker keeps a partition's records in order, so a crash in the
+        middle of a flush keeps, of each partition, the values set up to some point. A step
+        that sets several keys, the one that marks it done last (a customer's history after
+        its listed order), stays whole or comes again."""
+        partition = cast(int, self.partition_for_key(key))  # the record's; raises outside one
+        values = self._dirty.setdefault(partition, {})
+        values.pop(key, None)
+        values[key] = value
 
     # -- the cycle (module doc) -------------------------------------------------------------
 
@@ -118,29 +130,38 @@ class Table(faust.Table[Any, Any]):
         changelog, what a new owner restores. The producer keeps the order records were handed
         to it in, per partition."""
         async with self._cycle:
-            sent = 0
-            dirty, self._dirty = self._dirty, {}
-            topic = self.changelog_topic.get_topic_name()
-            store: Any = self.data
-            records = []
-            for partition, values in dirty.items():
-                self._sent.setdefault(partition, {}).update(values)  # read from here until stored
-                for key, value in values.items():
-                    v = None if value is DELETED else store._encode_value(value)
-                    records.append((store._encode_key(key), v, partition))
-            for start in range(0, len(records), YIELD_EVERY):
-                # A slice at a time, its sends side by side (a full batch of one partition does
-                # not hold up the others), the streams running between slices.
-                deliveries = await asyncio.gather(
-                    *(
-                        send(topic, k, v, p, None, None)
-                        for k, v, p in records[start : start + YIELD_EVERY]
-                    )
+            return await self.send_taken(self.take_writes(), send)
+
+    def take_writes(self) -> Taken:
+        """The values set since the last cycle, taken for sending (readable until stored)."""
+        dirty, self._dirty = self._dirty, {}
+        for partition, values in dirty.items():
+            self._sent.setdefault(partition, {}).update(values)  # read from here until stored
+        return dirty
+
+    async def send_taken(self, taken: Taken, send: Send) -> int:
+        """Hand the taken values to the producer, in the order they were last set."""
+        sent = 0
+        topic = self.changelog_topic.get_topic_name()
+        store: Any = self.data
+        records = []
+        for partition, values in taken.items():
+            for key, value in values.items():
+                v = None if value is DELETED else store._encode_value(value)
+                records.append((store._encode_key(key), v, partition))
+        for start in range(0, len(records), YIELD_EVERY):
+            # A slice at a time, its sends side by side (a full batch of one partition does
+            # not hold up the others), the streams running between slices.
+            deliveries = await asyncio.gather(
+                *(
+                    send(topic, k, v, p, None, None)
+                    for k, v, p in records[start : start + YIELD_EVERY]
                 )
-                for delivery in deliveries:
-                    delivery.add_done_callback(self._on_written)
-                sent += len(deliveries)
-            return sent
+            )
+            for delivery in deliveries:
+                delivery.add_done_callback(self._on_written)
+            sent += len(deliveries)
+        return sent
 
     def _on_written(self, fut: Any) -> None:
         if fut.cancelled() or fut.exception() is not None:

@@ -13,7 +13,10 @@ The cycle, driven by the worker's producer and consumer (orderstream/faust_ext/p
 consumer.py, transactions.py):
 
 1. `send_writes` (the producer's flush, before each commit): every value set since the last
-   cycle goes to the changelog; the values stay readable from memory.
+   cycle goes to the changelog, a partition's in the order they were last set; the values stay
+   readable from memory. At least once, they are taken first, and sent once every record put
+   before them (events, and the records of tables that write through) is acknowledged
+   (`take_writes`, `send_taken`: orderstream/faust_ext/producer.py).
 2. The flush waits until the broker acknowledged them (exactly-once mode: until the
    transaction that carries them committed).
 3. `write_sent` (just before the offsets are committed): one RocksDB write batch per partition

@@ -23,6 +23,7 @@ from bench.errors import BenchError
 from bench.report import percentile
 from bench.stack import WORKER_READY_TIMEOUT_S, RunStack
 from bench.throughput import MIN_RATE, scenario_for
+from devtools.demo import wait_restocked
 from devtools.simulator import Scenario, restock_events
 from orderstream.contracts.events import encode
 from orderstream.contracts.topics import route
@@ -119,6 +120,8 @@ async def _offer(
             role, key = route(adj)
             await producer.send(stack.topic(role), encode(adj), key=key.encode())
         await producer.flush()
+        # Applied before the first order: Kafka orders records only within a partition
+        await wait_restocked(stack.settings, stack.name, set(scenario.restocks))
         sender = asyncio.create_task(
             _paced(producer, stack, scenario, config.latency_rate, sent_at)
         )

@@ -266,6 +266,11 @@ class Consumer(faust_aiokafka.Consumer):
     async def _commit(self, offsets: Mapping[TP, int]) -> bool:
         """Commit, unless a record sent since the last rewind failed: the records that made
         it would be committed over (Faust flushed the producer just before)."""
+        # The count toward the next commit by number (`commit_every`, which the fetch loop makes
+        # inline, holding every delivery for the flush) starts again: the periodic commit covers
+        # what was acknowledged until now. Below ORDERSTREAM_COMMIT_EVERY records a commit
+        # interval, the fetch loop then never waits for a commit.
+        self._n_acked = 0
         producer = cast(Any, self.app.producer)
         await asyncio.sleep(0)  # delivery callbacks of the flush's last batches run first
         if producer.failed_sends():

@@ -31,16 +31,24 @@ def _specs_by_name() -> dict[str, TopicSpec]:
     return {spec.name: spec for spec in registry(settings).values()}
 
 
+def away_from_home(event: Any, decoded: Event) -> bool:
+    """Whether the record is away from its entity's key, or from that key's partition."""
+    spec = _specs_by_name().get(event.message.topic)
+    key = None if spec is None else entity_key(spec, decoded)
+    return spec is not None and key is not None and misplaced(event.message, spec, key)
+
+
 async def rehomed(event: Any, decoded: Event) -> bool:
     """True when the record was away from its entity's partition: it was re-published there
     (the caller applies nothing now; the copy is applied when it comes in)."""
     from orderstream.worker.app import send
 
-    message = event.message
-    spec = _specs_by_name().get(message.topic)
-    key = None if spec is None else entity_key(spec, decoded)
-    if spec is None or key is None or not misplaced(message, spec, key):
+    if not away_from_home(event, decoded):
         return False
+    message = event.message
+    spec = _specs_by_name()[message.topic]
+    key = entity_key(spec, decoded)
+    assert key is not None  # away_from_home found it
     headers = dict(event.headers or {})
     await send(message.topic, key, event.value, headers)
     metrics.record_repartitioned(message.topic)

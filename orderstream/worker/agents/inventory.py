@@ -25,7 +25,7 @@ from orderstream.observability.tracing import traced
 from orderstream.worker.app import app, publish, relay, topic, topic_name
 from orderstream.worker.apply import apply_once
 from orderstream.worker.dead_letters import guarded
-from orderstream.worker.repartition import rehomed
+from orderstream.worker.repartition import away_from_home, rehomed
 from orderstream.worker.tables.committed_holds import mark_committed, was_committed
 from orderstream.worker.tables.inventory import get_stock, put_stock
 from orderstream.worker.tables.product_sales import get_sales, put_sales
@@ -44,6 +44,8 @@ async def inventory_agent(stream: Any) -> None:
 async def _handle(event: Any) -> None:
     cmd: InventoryInput = decode(event.value, ACCEPT)  # type: ignore[assignment]
     if event.message.topic == ADJUSTMENTS:  # into the command log, applied from there
+        if away_from_home(event, cmd):  # under its product's key: rehomed on the way
+            metrics.record_repartitioned(ADJUSTMENTS)
         key = cmd.data.productId
         await relay("inventory_requests", key, cmd, event.value, dict(event.headers or {}))
         return

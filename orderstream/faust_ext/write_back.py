@@ -32,14 +32,14 @@ aborts the open transactions and every assigned partition is processed again fro
 offset, its store restored from the changelog (what of the dropped values was committed is
 there); a lost partition's committed values are the next owner's.
 
-Reads by key (`table[key]`, `get`, `in`) see the values in memory first. Iterating a table
-(the inventory listing, gauges) sees what was written at the last commit.
+Reads by key (`table[key]`, `get`, `in`) see the values in memory first, and so does a
+listing (`iter`, `keys`, `values`, `items`, `len`: the inventory listing, the gauges).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, cast
 
 import faust
@@ -99,6 +99,37 @@ class Table(faust.Table[Any, Any]):
     def __contains__(self, key: object) -> bool:
         found, value = self._pending(key)
         return value is not DELETED if found else key in self.data
+
+    def _pending_values(self) -> dict[Any, Any]:
+        """Every value not stored yet, the newest of each key (DELETED: deleted)."""
+        pending: dict[Any, Any] = {}
+        for layer in (self._sent, self._dirty):  # the values set since sent win
+            for values in layer.values():
+                pending.update(values)
+        return pending
+
+    def __iter__(self) -> Iterator[Any]:
+        """The stored keys and those set since, less those deleted since: a listing sees what
+        a read by key sees."""
+        pending = self._pending_values()
+        for key in self.data:
+            if key not in pending:
+                yield key
+        yield from (key for key, value in pending.items() if value is not DELETED)
+
+    def keys(self) -> Any:
+        return list(self)
+
+    def values(self) -> Any:
+        return [value for _, value in self.items()]
+
+    def items(self) -> Any:
+        pending = self._pending_values()
+        stored = ((k, v) for k, v in self.data.items() if k not in pending)
+        return [*stored, *((k, v) for k, v in pending.items() if v is not DELETED)]
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         self._set_last(key, value)

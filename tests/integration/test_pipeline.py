@@ -114,8 +114,9 @@ def test_worker_restart_with_wiped_data_rebuilds_tables_from_changelogs(
     async def scenario() -> demo.DemoResult:
         run = asyncio.create_task(demo.run(s.settings, 3000, rate=400, quiet=True))
         # (enough taken up that the tables hold thousands of changelog records, however
-        # slow the machine: a fixed wait restored 708 on a busy one)
-        await asyncio.to_thread(_wait_placed, worker, 500)
+        # slow the machine: a fixed wait restored 708 on a busy one, and 500 orders 873 once
+        # the read models and the stock wrote back once per commit)
+        await asyncio.to_thread(_wait_placed, worker, 1200)
         # When it dies mid-stream, loses its local RocksDB data, and comes back
         await asyncio.to_thread(worker.kill)
         # (its tables live in RocksDB on disk, not in memory)

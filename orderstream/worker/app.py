@@ -156,9 +156,8 @@ def raw_table(name: str, help: str, *, replayable: bool = False) -> Any:
         "help": help,
         "options": rocksdb_options(settings),
     }
-    if replayable and settings.write_back_replayable and not settings.write_back:
-        table = WriteBackTable(app, name=name, beacon=app.tables.beacon, **options)
-        return app.tables.add(table)
+    if replayable and settings.write_back_replayable:
+        return app.tables.add(WriteBackTable(app, name=name, beacon=app.tables.beacon, **options))
     return app.Table(name, **options)
 
 

@@ -31,11 +31,18 @@ def _specs_by_name() -> dict[str, TopicSpec]:
     return {spec.name: spec for spec in registry(settings).values()}
 
 
+def _home_key(event: Any, decoded: Event) -> bytes | None:
+    """The entity's key when the record is away from it, or from that key's partition."""
+    spec = _specs_by_name().get(event.message.topic)
+    if spec is None:
+        return None
+    key = entity_key(spec, decoded)
+    return key if key is not None and misplaced(event.message, spec, key) else None
+
+
 def away_from_home(event: Any, decoded: Event) -> bool:
     """Whether the record is away from its entity's key, or from that key's partition."""
-    spec = _specs_by_name().get(event.message.topic)
-    key = None if spec is None else entity_key(spec, decoded)
-    return spec is not None and key is not None and misplaced(event.message, spec, key)
+    return _home_key(event, decoded) is not None
 
 
 async def rehomed(event: Any, decoded: Event) -> bool:
@@ -43,12 +50,11 @@ async def rehomed(event: Any, decoded: Event) -> bool:
     (the caller applies nothing now; the copy is applied when it comes in)."""
     from orderstream.worker.app import send
 
-    if not away_from_home(event, decoded):
+    key = _home_key(event, decoded)
+    if key is None:
         return False
     message = event.message
     spec = _specs_by_name()[message.topic]
-    key = entity_key(spec, decoded)
-    assert key is not None  # away_from_home found it
     headers = dict(event.headers or {})
     await send(message.topic, key, event.value, headers)
     metrics.record_repartitioned(message.topic)

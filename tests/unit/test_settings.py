@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,8 +43,9 @@ def test_rocksdb_memory_is_bounded_per_database() -> None:
     }
 
 
-def test_every_table_opens_its_stores_with_the_bounded_options() -> None:
-    from orderstream.worker.app import app, rocksdb_options, settings
+def _worker_tables() -> dict[str, Any]:
+    """Every table of the worker, by name (a table registers on import)."""
+    from orderstream.worker.app import app
     from orderstream.worker.tables import (  # noqa: F401  (a table registers on import)
         committed_holds,
         customer_orders,
@@ -53,25 +55,25 @@ def test_every_table_opens_its_stores_with_the_bounded_options() -> None:
         product_sales,
     )
 
-    assert len(app.tables) == 6
-    for table in app.tables.values():
+    return dict(app.tables.items())
+
+
+def test_every_table_opens_its_stores_with_the_bounded_options() -> None:
+    from orderstream.worker.app import rocksdb_options, settings
+
+    tables = _worker_tables()
+    assert len(tables) == 6
+    for table in tables.values():
         assert table.options == rocksdb_options(settings), table.name
 
 
 def test_at_least_once_the_tables_whose_replay_decides_the_same_write_back() -> None:
     from orderstream.faust_ext import write_back
-    from orderstream.worker.app import app, settings
-    from orderstream.worker.tables import (  # noqa: F401  (a table registers on import)
-        committed_holds,
-        customer_orders,
-        inventory,
-        orders,
-        payments,
-        product_sales,
-    )
+    from orderstream.worker.app import settings
 
+    tables = _worker_tables()
     assert not settings.exactly_once and settings.table_write_back is None
-    kinds = {name: isinstance(t, write_back.Table) for name, t in app.tables.items()}
+    kinds = {name: isinstance(t, write_back.Table) for name, t in tables.items()}
     assert kinds == {
         "customer_orders": True,
         "product_sales": True,

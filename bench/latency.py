@@ -3,6 +3,10 @@
 A paced producer stamps each OrderPlaced as it sends it; a consumer follows order-status. Two
 measures per order, all on this machine's clock: the terminal event's own timestamp minus its
 placedAt (the OrderPlaced timestamp), and the status record's Kafka timestamp minus the send time.
+
+Where the time goes, per hop: after the run the raw topics are read back and each order's
+records placed by their Kafka timestamps (the moment each producer took the record): the order,
+the saga's first reserve, the inventory's last answer before the outcome, the outcome.
 """
 
 from __future__ import annotations
@@ -10,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -42,6 +47,7 @@ class LatencyRun:
     record_ms: tuple[float, float, float]  # p50, p99, max of record timestamp - send time
     peak_rss_mb: float
     problems: list[str]
+    hops_ms: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # HOPS
 
     @property
     def p50_ms(self) -> float:
@@ -66,6 +72,70 @@ class LatencyRun:
     @property
     def record_max_ms(self) -> float:
         return self.record_ms[2]
+
+
+#: The hops an order's latency is split into (`hop_spans`), in the order it crosses them.
+HOPS = ("order -> reserve", "reserve -> last answer", "last answer -> outcome")
+ANSWERS = ("StockReserved", "StockRejected")
+
+
+def hop_spans(
+    placed: dict[str, int],
+    reserves: list[tuple[str, int]],
+    answers: list[tuple[str, int]],
+    outcomes: dict[str, int],
+) -> dict[str, list[float]]:
+    """Per hop (HOPS), the ms each order spent in it, from record timestamps (ms): `placed` and
+    `outcomes` by order id, `reserves` and `answers` as (order id, timestamp) per record. An
+    order counts when it has all four; its last answer is the latest one not after its outcome
+    (a rejection settles the order before the other lines answer)."""
+    first_reserve: dict[str, int] = {}
+    for oid, ts in reserves:
+        first_reserve[oid] = min(ts, first_reserve.get(oid, ts))
+    last_answer: dict[str, int] = {}
+    for oid, ts in answers:
+        if oid in outcomes and ts <= outcomes[oid]:
+            last_answer[oid] = max(ts, last_answer.get(oid, ts))
+    spans: dict[str, list[float]] = {hop: [] for hop in HOPS}
+    for oid, done in outcomes.items():
+        if oid not in placed or oid not in first_reserve or oid not in last_answer:
+            continue
+        marks = (placed[oid], first_reserve[oid], last_answer[oid], done)
+        for hop, start, end in zip(HOPS, marks, marks[1:], strict=False):
+            spans[hop].append(float(end - start))
+    return spans
+
+
+async def _hops(bootstrap: str, stack: RunStack, orders: set[str]) -> dict[str, list[float]]:
+    """The hop spans of `orders`, read back from the raw topics."""
+
+    def by_order(records: list[Any], types: tuple[str, ...] | None) -> list[tuple[str, int]]:
+        found = []
+        for rec in records:
+            body = orjson.loads(rec.value)
+            oid = body.get("data", {}).get("orderId")
+            if oid in orders and (types is None or body.get("eventType") in types):
+                found.append((oid, rec.timestamp))
+        return found
+
+    async with kafka_io.probe(bootstrap) as consumer:
+        read = {
+            role: await kafka_io.read_all(consumer, stack.topic(role))
+            for role in ("orders", "inventory_requests", "inventory_events", "order_status")
+        }
+    return hop_spans(
+        dict(by_order(read["orders"], None)),
+        by_order(read["inventory_requests"], ("ReserveStock",)),
+        by_order(read["inventory_events"], ANSWERS),
+        dict(by_order(read["order_status"], None)),
+    )
+
+
+def hops_line(run: LatencyRun) -> str:
+    """The run's hops as one line: p50 / p99 ms each."""
+    return "hops, p50 / p99 ms: " + ", ".join(
+        f"{hop} {p50:.1f} / {p99:.1f}" for hop, (p50, p99, _) in run.hops_ms.items()
+    )
 
 
 def restamped(payload: bytes, now: datetime) -> bytes:
@@ -103,9 +173,13 @@ def measure(bootstrap: str, config: BenchConfig) -> LatencyRun:
         )
         peak = procstat.usage(worker.proc.pid).peak_rss_mb
         problems = asyncio.run(pipeline_problems(stack.settings, scenario))
+        warm = int(config.latency_rate * config.latency_warmup_s)
+        measured = {o.order_id for o in scenario.orders[warm:]}
+        spans = asyncio.run(_hops(bootstrap, stack, measured))
     finally:
         stack.stop()
-    return replace(run, peak_rss_mb=peak, problems=problems)
+    hops = {hop: spread(ms) for hop, ms in spans.items() if ms}
+    return replace(run, peak_rss_mb=peak, problems=problems, hops_ms=hops)
 
 
 async def _offer(

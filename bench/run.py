@@ -374,6 +374,8 @@ def _latency_at(
         f"warm-up + {config.latency_s:.0f} s measured per run"
     )
     runs = _repeat(config, name, lambda: latency.measure(bootstrap, config))
+    for run in runs:
+        _say(f"   {latency.hops_line(run)}")
     session.add(*figures(runs, measures))
     session.details[name] = {
         "offered_per_s": config.latency_rate,

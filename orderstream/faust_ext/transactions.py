@@ -166,7 +166,11 @@ class TransactionManager(faust_consumer.TransactionManager):
         gone = sorted(self._tps_to_transactional_ids(revoked) - keep)
         producer = cast(Any, self.producer)
         for tid in gone:
-            # Its open transaction is aborted by the next owner's producer for the same id.
+            log.info(
+                "task %s: revoked; its producer stops, and the next owner's producer for the "
+                "task fences it and aborts its open transaction",
+                tid,
+            )
             await producer.stop_transaction(tid)
         await self._begin(sorted(keep))
 

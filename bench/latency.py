@@ -173,13 +173,17 @@ def measure(bootstrap: str, config: BenchConfig) -> LatencyRun:
         )
         peak = procstat.usage(worker.proc.pid).peak_rss_mb
         problems = asyncio.run(pipeline_problems(stack.settings, scenario))
-        warm = int(config.latency_rate * config.latency_warmup_s)
-        measured = {o.order_id for o in scenario.orders[warm:]}
-        spans = asyncio.run(_hops(bootstrap, stack, measured))
+        spans = asyncio.run(_hops(bootstrap, stack, set(measured_orders(scenario, config))))
     finally:
         stack.stop()
     hops = {hop: spread(ms) for hop, ms in spans.items() if ms}
     return replace(run, peak_rss_mb=peak, problems=problems, hops_ms=hops)
+
+
+def measured_orders(scenario: Scenario, config: BenchConfig) -> list[str]:
+    """The orders a run measures: those sent after the warm-up, in the order sent."""
+    warm = int(config.latency_rate * config.latency_warmup_s)
+    return [o.order_id for o in scenario.orders[warm:]]
 
 
 async def _offer(
@@ -204,8 +208,7 @@ async def _offer(
     finally:
         await producer.stop()
         await consumer.stop()
-    warm = int(config.latency_rate * config.latency_warmup_s)
-    measured = [o.order_id for o in scenario.orders[warm:]]
+    measured = measured_orders(scenario, config)
     unsettled = [oid for oid in measured if oid not in seen]
     for oid in unsettled:  # at least this late
         seen[oid] = ((gave_up_at - sent_at[oid]) * 1000.0,) * 2

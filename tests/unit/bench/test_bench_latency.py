@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bench.latency import HOPS, LatencyRun, hop_spans, hops_line
+from bench.config import BenchConfig
+from bench.latency import HOPS, LatencyRun, hop_spans, hops_line, measured_orders
+from devtools.simulator import build_scenario
 
 
 def test_each_order_is_split_at_its_first_reserve_and_its_last_answer_before_the_outcome() -> None:
@@ -43,3 +45,10 @@ def test_the_hops_line_names_each_hop_with_its_p50_and_p99() -> None:
         hops_ms={"order -> reserve": (4.0, 9.5, 12.0)},
     )
     assert hops_line(run) == "hops, p50 / p99 ms: order -> reserve 4.0 / 9.5"
+
+
+def test_a_run_measures_the_orders_sent_after_the_warm_up_in_the_order_sent() -> None:
+    scenario = build_scenario("lat", 30)
+    config = BenchConfig(latency_rate=5.0, latency_warmup_s=2.0)
+    measured = measured_orders(scenario, config)
+    assert measured == [o.order_id for o in scenario.orders][10:]

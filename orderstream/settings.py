@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     rocksdb_block_cache_mb: int = 8
     log_level: str = "info"
     event_loop: Literal["aio", "uvloop"] = "uvloop"
+    # Python's cyclic garbage collector (orderstream/worker/memory.py): the youngest generation
+    # is collected after this many allocations net of deallocations (Python's default: 700).
+    gc_young_threshold: int = 700
+    # Leave the objects alive once the worker started (modules, Faust's services, the tables'
+    # objects) out of every later collection: they live as long as the worker.
+    gc_freeze_at_start: bool = False
     # Table writes queue in Faust's producer buffer; past this many, stream processing waits.
     producer_buffer_max: int = 100
     # How long the Kafka producer waits to fill a batch before sending it. The client sends one

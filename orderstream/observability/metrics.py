@@ -46,6 +46,13 @@ SAGA_DURATION = Histogram(
     ["status"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
+GC_PAUSES = Histogram(
+    "orderstream_gc_pause_seconds",
+    "Collections of Python's cyclic garbage collector, by generation: the event loop, and "
+    "every stream, waits while one runs.",
+    ["generation"],
+    buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
+)
 SAGA_TIMEOUTS = Counter(
     "orderstream_saga_timeouts", "Saga steps that passed their deadline.", ["step"]
 )
@@ -174,6 +181,7 @@ class Children(Generic[MetricT]):
 
 _settled = Children(ORDERS_SETTLED)
 _saga_duration = Children(SAGA_DURATION)
+_gc_pauses = Children(GC_PAUSES)
 _timeouts = Children(SAGA_TIMEOUTS)
 _deadlines_held = Children(SAGA_DEADLINES_HELD)
 _rejections = Children(REJECTIONS)
@@ -193,6 +201,8 @@ _send_failures = Children(SEND_FAILURES)
 # Known label values start at 0, so rates and alerts have a series before the first event.
 for _status in ("CONFIRMED", "REJECTED", "CANCELLED"):
     _settled(_status)
+for _generation in ("0", "1", "2"):
+    _gc_pauses(_generation)
 for _step in ("RESERVING", "PAYING"):
     _timeouts(_step)
     _deadlines_held(_step)
@@ -215,6 +225,10 @@ def order_placed() -> None:
 def order_settled(status: str, duration_s: float) -> None:
     _settled(status).inc()
     _saga_duration(status).observe(max(duration_s, 0.0))  # clocks of producers may skew
+
+
+def gc_paused(generation: int, seconds: float) -> None:
+    _gc_pauses(str(generation)).observe(seconds)
 
 
 def saga_timed_out(step: str) -> None:

@@ -28,11 +28,12 @@ from orderstream.kafka.auth import broker_credentials
 from orderstream.kafka.partitioner import partition_for
 from orderstream.observability import metrics, tracing
 from orderstream.settings import Settings, get_settings
-from orderstream.worker import chaos
+from orderstream.worker import chaos, memory
 
 log = logging.getLogger(__name__)
 settings = get_settings()
 check_faust_version()
+memory.configure(settings)
 if settings.event_loop != "aio":
     mode.loop.use(settings.event_loop)  # before Faust makes its loop: uvloop is ~2x faster I/O
 
@@ -206,6 +207,15 @@ async def _quiet_debug_logging() -> None:
     cast(Any, app.producer).on_failed_send = _send_failed
     if app.in_transaction:
         cast(Any, app.producer).on_fenced = _task_fenced
+
+
+@app.task  # type: ignore[untyped-decorator]
+async def _freeze_startup_objects() -> None:
+    """What the worker made to start, its tables' first recovery included, lives as long as it:
+    out of later collections (orderstream/worker/memory.py)."""
+    if settings.gc_freeze_at_start:
+        await cast(Any, app.tables).recovery.completed.wait()
+        memory.freeze()
 
 
 def _task_fenced(tid: str, error: BaseException) -> None:

@@ -4,9 +4,9 @@ orderstream's code: no decoding, no validation, no domain rules, no metrics.
 Every record read from hop i is sent to hop i+1 the way our agents publish (straight to Faust's
 producer), and the side records are table writes (RocksDB and its changelog, the way our agents
 keep their state). Faust runs with our settings and our Faust classes (orderstream/faust_ext: the
-transport's consumer and producer, the table manager), so the gap between this loop and the worker
-is the cost of orderstream's own code, and the gap between this loop and the raw client is the
-cost of Faust.
+transport's consumer and producer, the table manager, the write-through table), so the gap
+between this loop and the worker is the cost of orderstream's own code, and the gap between this
+loop and the raw client is the cost of Faust.
 
 Started by bench/raw_loop.py as `python -m faust -A bench.faust_client worker`, configured by
 BENCH_FAUST_* variables.
@@ -25,6 +25,7 @@ from orderstream.faust_ext.logging import quiet_root_logger
 from orderstream.faust_ext.stream import Stream
 from orderstream.faust_ext.tables import TableManager
 from orderstream.faust_ext.transport import broker_urls
+from orderstream.faust_ext.write_through import Table
 from orderstream.settings import Settings
 
 env = os.environ
@@ -40,6 +41,7 @@ app = faust.App(
     env.get("BENCH_FAUST_APP_ID", "bench-faust"),
     broker=broker_urls(env.get("BENCH_FAUST_BOOTSTRAP", "127.0.0.1:19092")),
     TableManager=TableManager,
+    Table=Table,
     Stream=Stream,
     store="rocksdb://",
     datadir=env.get("BENCH_FAUST_DATADIR", "var/bench-faust"),

@@ -25,7 +25,7 @@ from aiokafka.errors import IllegalOperation, ProducerFenced
 from faust.transport import producer as faust_producer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from orderstream.faust_ext import write_back
+from orderstream.faust_ext import write_back, write_through
 from orderstream.faust_ext.transactions import is_fenced
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,10 @@ class ProducerBuffer(faust_producer.ProducerBuffer):
 
     async def _send_pending(self, fut: Any) -> None:
         try:
-            await super()._send_pending(fut)
+            if type(fut) is write_through.ChangelogRecord:
+                await fut.table.send_record(fut, self.app.producer)  # type: ignore[union-attr]
+            else:
+                await super()._send_pending(fut)
         finally:
             self.sent_count += 1
 

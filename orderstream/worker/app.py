@@ -24,6 +24,7 @@ from orderstream.faust_ext.stream import Stream
 from orderstream.faust_ext.tables import TableManager
 from orderstream.faust_ext.transport import broker_urls
 from orderstream.faust_ext.write_back import Table as WriteBackTable
+from orderstream.faust_ext.write_through import Table as WriteThroughTable
 from orderstream.kafka.auth import broker_credentials
 from orderstream.kafka.partitioner import partition_for
 from orderstream.observability import metrics, tracing
@@ -41,8 +42,9 @@ app = faust.App(
     settings.app_id,
     broker=broker_urls(settings.broker),  # our transport (orderstream/faust_ext): same Kafka URLs
     TableManager=TableManager,
-    # orderstream/faust_ext/write_back.py: changelog and RocksDB once per commit (exactly_once mode)
-    Table=WriteBackTable if settings.write_back else faust.Table,
+    # orderstream/faust_ext/write_back.py: changelog and RocksDB once per commit (exactly_once
+    # mode); write_through.py: each write's changelog record without Faust's future message.
+    Table=WriteBackTable if settings.write_back else WriteThroughTable,
     Stream=Stream,
     broker_credentials=broker_credentials(settings),  # SASL / TLS from ORDERSTREAM_KAFKA_*
     store=settings.store,

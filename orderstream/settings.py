@@ -39,11 +39,11 @@ class Settings(BaseSettings):
     log_level: str = "info"
     event_loop: Literal["aio", "uvloop"] = "uvloop"
     # Python's cyclic garbage collector (orderstream/worker/memory.py): the youngest generation
-    # is collected after this many allocations net of deallocations (Python's default: 700).
-    gc_young_threshold: int = 700
-    # Leave the objects alive once the worker started (modules, Faust's services, the tables'
-    # objects) out of every later collection: they live as long as the worker.
-    gc_freeze_at_start: bool = False
+    # is collected after this many allocations net of deallocations (Python's default, 700,
+    # collected several times per record), and the objects alive once the worker started
+    # (modules, Faust's services, the agents, the tables) are left out of later collections.
+    gc_young_threshold: int = 50_000
+    gc_freeze_at_start: bool = True
     # Table writes queue in Faust's producer buffer; past this many, stream processing waits.
     producer_buffer_max: int = 100
     # How long the Kafka producer waits to fill a batch before sending it. The client sends one

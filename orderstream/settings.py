@@ -39,9 +39,9 @@ class Settings(BaseSettings):
     log_level: str = "info"
     event_loop: Literal["aio", "uvloop"] = "uvloop"
     # Python's cyclic garbage collector (orderstream/worker/memory.py): the youngest generation
-    # is collected after this many allocations net of deallocations (Python's default, 700,
-    # collected several times per record), and the objects alive once the worker started
-    # (modules, Faust's services, the agents, the tables) are left out of later collections.
+    # is collected after this many allocations net of deallocations (Python's default: 700),
+    # and the objects alive once the worker started (modules, Faust's services, the agents,
+    # the tables) are left out of later collections.
     gc_young_threshold: int = 50_000
     gc_freeze_at_start: bool = True
     # Table writes queue in Faust's producer buffer; past this many, stream processing waits.

@@ -34,7 +34,6 @@ from orderstream.worker import chaos, memory
 log = logging.getLogger(__name__)
 settings = get_settings()
 check_faust_version()
-memory.configure(settings)
 if settings.event_loop != "aio":
     mode.loop.use(settings.event_loop)  # before Faust makes its loop: uvloop is ~2x faster I/O
 
@@ -183,6 +182,13 @@ def enabled_agents(available: list[str], wanted: str) -> list[str]:
     if unknown:
         raise SystemExit(f"ORDERSTREAM_AGENTS: unknown agents {unknown}; pick from {available}")
     return names or list(available)
+
+
+@app.on_worker_init.connect  # type: ignore[arg-type]
+def _set_the_collector(sender: Any, **_: Any) -> None:
+    """The garbage collector of a worker process (orderstream/worker/memory.py); a process that
+    only imports the app (the tests, the CLI) keeps Python's."""
+    memory.configure(settings)
 
 
 @app.on_worker_init.connect  # type: ignore[arg-type]

@@ -221,6 +221,9 @@ def test_every_dashboard_and_alert_expression_has_data(
             empty.append(expr)
     assert failed == [], failed
     assert empty == [], empty
+    # ... the workers time their garbage collector (set up when a worker starts)
+    collections = prom.query("sum(orderstream_gc_pause_seconds_count)", at)["data"]["result"]
+    assert collections and float(collections[0]["value"][1]) > 0, collections
     # ... every alert rule evaluates, and the only one firing is the dead letter's
     for expr in alert_exprs():
         assert prom.query(expr, at)["status"] == "success", expr

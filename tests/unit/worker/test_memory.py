@@ -49,3 +49,14 @@ def test_freezing_leaves_the_objects_alive_out_of_later_collections(collector: N
     kept = [object() for _ in range(1000)]
     memory.freeze()
     assert gc.get_freeze_count() >= len(kept)
+
+
+def test_a_worker_sets_its_collector_when_it_starts_not_when_the_app_is_imported(
+    collector: None,
+) -> None:
+    gc.set_threshold(700, 10, 10)
+    from orderstream.worker import app
+
+    assert gc.get_threshold()[0] == 700  # imported (tests, the CLI): Python's collector
+    app._set_the_collector(app.app)  # the worker's init signal
+    assert gc.get_threshold()[0] == app.settings.gc_young_threshold != 700

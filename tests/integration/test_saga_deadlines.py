@@ -19,7 +19,7 @@ from devtools.verify import collect, invariant_violations
 from orderstream.contracts.topics import changelog_topic
 from orderstream.domain.saga import Line, OrderState
 from tests.integration.conftest import Stack
-from tests.integration.webclient import TOKEN, restock
+from tests.integration.webclient import TOKEN, eventually, restock, stock_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -54,6 +54,8 @@ def test_the_survivor_of_a_failover_redrives_the_orders_it_inherits(stack: type[
     s = stack(admin_token=TOKEN)
     w1, w2 = s.workers("w1", "w2")
     restock(w1, "SKU-D", 100)
+    # (applied through its own topic: wait, or a re-driven reservation could come first)
+    eventually(lambda: (stock_of(w1, "SKU-D") or {}).get("available") == 100, what="restock")
     # and open sagas in every partition whose commands were lost, due in a few seconds
     asyncio.run(_strand(s, deadline=time.time() + 5))
     # When one worker dies and the other takes over all partitions

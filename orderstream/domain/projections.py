@@ -91,13 +91,19 @@ class OrderSummary(_Frozen):
 class OrderRef(_Frozen):
     orderId: str
     placedAt: datetime
+    #: Which of the customer's HISTORY_LIMIT summary records holds this order's summary
+    #: (`listed_key`); None: listed before slots, its summary is under the order's own key.
+    slot: int | None = None
 
 
 class CustomerOrders(_Frozen):
     """A customer's totals and which orders their history lists. The listed orders' summaries
-    are records of their own (`history_key`): the record read and written for every order stays
+    are records of their own (`listed_key`): the record read and written for every order stays
     small however many orders the customer has (with the summaries inline it was ~30 KB at the
-    limit, parsed, re-encoded and sent to the changelog once per order)."""
+    limit, parsed, re-encoded and sent to the changelog once per order). A customer has at most
+    HISTORY_LIMIT such records, one per slot: a newly listed order takes the slot of the one it
+    pushes out, so a full history writes its new summary over the old one instead of also
+    deleting it (one changelog record per listed order, not two)."""
 
     customerId: str
     recent: list[OrderRef] = Field(default_factory=list)  # newest placed first
@@ -175,10 +181,16 @@ def record_order(history: CustomerOrders | None, s: OrderSummary) -> Decision[Cu
         return Decision(stamp(history, key, s.origin.offset), duplicate=True)
     ref = OrderRef(orderId=s.orderId, placedAt=s.placedAt)
     newest = sorted([*history.recent, ref], key=lambda o: (o.placedAt, o.orderId), reverse=True)
+    kept, pushed_out = newest[:HISTORY_LIMIT], newest[HISTORY_LIMIT:]
+    if any(r is ref for r in kept):  # listed: in the slot of the one it pushes out, or a free one
+        freed = [r.slot for r in pushed_out if r.slot is not None]
+        used = {r.slot for r in kept if r.slot is not None}
+        slot = freed[0] if freed else min(set(range(HISTORY_LIMIT)) - used)
+        kept = [r.model_copy(update={"slot": slot}) if r is ref else r for r in kept]
     confirmed = s.status == "CONFIRMED"
     new = history.model_copy(
         update={
-            "recent": newest[:HISTORY_LIMIT],
+            "recent": kept,
             "placed": history.placed + 1,
             "confirmed": history.confirmed + int(confirmed),
             "spentCents": history.spentCents + (s.totalCents if confirmed else 0),
@@ -187,20 +199,31 @@ def record_order(history: CustomerOrders | None, s: OrderSummary) -> Decision[Cu
     return Decision(stamp(new, key, s.origin.offset))
 
 
-def history_key(customer_id: str, order_id: str) -> str:
-    """The key of a listed order's summary in the customer history table ('/' is in no id)."""
-    return f"{customer_id}/{order_id}"
+def listed_key(customer_id: str, ref: OrderRef) -> str:
+    """The key of a listed order's summary in the customer history table: its slot's, or the
+    order's own for one listed before slots ('/' and '#' are in no id)."""
+    if ref.slot is None:
+        return f"{customer_id}/{ref.orderId}"
+    return f"{customer_id}/#{ref.slot}"
 
 
 def relisted(
     before: CustomerOrders | None, after: CustomerOrders, s: OrderSummary
-) -> tuple[OrderSummary | None, list[str]]:
-    """What `record_order` changed in the listed summaries: the summary to store (when `s` is
-    newly listed) and the order ids no longer listed, whose summaries go."""
-    was = {r.orderId for r in before.recent} if before is not None else set()
-    now = {r.orderId for r in after.recent}
-    added = s if s.orderId in now - was else None
-    return added, sorted(was - now)
+) -> tuple[str | None, list[str]]:
+    """What `record_order` changed in the listed summaries: the key to store `s`'s summary
+    under (when it is newly listed), and the keys of summaries no longer listed whose records
+    go (a slot taken over by `s` is written over, not deleted)."""
+    was = {r.orderId: r for r in before.recent} if before is not None else {}
+    now = {r.orderId: r for r in after.recent}
+    cid = after.customerId
+    added = listed_key(cid, now[s.orderId]) if s.orderId in now and s.orderId not in was else None
+    kept = {listed_key(cid, r) for r in after.recent}
+    gone = (listed_key(cid, r) for order_id, r in was.items() if order_id not in now)
+    return added, sorted(k for k in gone if k not in kept)
+
+
+def listed_ref(history: CustomerOrders, order_id: str) -> OrderRef | None:
+    return next((r for r in history.recent if r.orderId == order_id), None)
 
 
 def sale_of(cmd: CommitStock) -> Sale:
@@ -264,11 +287,12 @@ def summary_view(s: OrderSummary) -> dict[str, Any]:
 def customer_view(
     h: CustomerOrders, listed: Callable[[str], OrderSummary | None], limit: int = HISTORY_LIMIT
 ) -> dict[str, Any]:
-    """The history as readers see it; `listed(orderId)` gives a listed order's summary."""
-    summaries = (listed(r.orderId) for r in h.recent[:limit])
+    """The history as readers see it; `listed(key)` gives the summary stored under a key."""
+    found = ((r, listed(listed_key(h.customerId, r))) for r in h.recent[:limit])
     return {
         "customerId": h.customerId,
-        "orders": [summary_view(s) for s in summaries if s is not None],
+        # a slot written over but its history not yet (a crash between): the order is not shown
+        "orders": [summary_view(s) for r, s in found if s is not None and s.orderId == r.orderId],
         "totals": {"orders": h.placed, "confirmed": h.confirmed, "spent": h.spentCents / 100},
     }
 

@@ -30,7 +30,6 @@ from orderstream.domain.projections import (
     Origin,
     ProductSales,
     customer_view,
-    history_key,
     record_order,
     record_sale,
     relisted,
@@ -54,7 +53,7 @@ class ReadModels:
     outcome, `apply_commit` what the inventory agent does for the sales."""
 
     customers: dict[str, CustomerOrders] = field(default_factory=dict)
-    listed: dict[str, OrderSummary] = field(default_factory=dict)  # by history_key
+    listed: dict[str, OrderSummary] = field(default_factory=dict)  # by listed_key
     sales: dict[str, ProductSales] = field(default_factory=dict)
     committed: set[tuple[str, str]] = field(default_factory=set)  # (productId, orderId)
 
@@ -65,9 +64,9 @@ class ReadModels:
         if history is not None:
             added, dropped = relisted(before, history, summary)
             if added is not None:
-                self.listed[history_key(added.customerId, added.orderId)] = added
-            for order_id in dropped:
-                self.listed.pop(history_key(summary.customerId, order_id), None)
+                self.listed[added] = summary
+            for key in dropped:
+                self.listed.pop(key, None)
             self.customers[summary.customerId] = history
 
     def apply_commit(self, cmd: CommitStock, topic: str, offset: int) -> None:
@@ -94,7 +93,7 @@ class ReadModels:
     def _history(self, h: CustomerOrders) -> dict[str, Any]:
         """A customer's history as readers see it, and which orders it lists (a listed order
         whose summary is missing shows in the second, not the first)."""
-        view = customer_view(h, lambda order: self.listed.get(history_key(h.customerId, order)))
+        view = customer_view(h, self.listed.get)
         return {**view, "listed": [r.orderId for r in h.recent]}
 
 

@@ -3,8 +3,6 @@ served by the worker that owns it (Faust's table_route), so any worker answers t
 
 from __future__ import annotations
 
-from functools import partial
-
 from faust.web import Request, Response, View
 
 from orderstream.contracts.events import utcnow
@@ -33,7 +31,7 @@ class CustomerOrdersView(View):
         require_ready()
         limit = query.integer(request, "limit", 20, 1, HISTORY_LIMIT)
         history = get_history(customer_id) or CustomerOrders(customerId=customer_id)
-        view = customer_view(history, partial(get_listed, customer_id), limit)
+        view = customer_view(history, get_listed, limit)
         return self.json({**view, "servedBy": served_by()})
 
 

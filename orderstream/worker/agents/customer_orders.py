@@ -41,16 +41,19 @@ async def _handle(event: Any) -> None:
     if decision.duplicate:
         metrics.duplicate_dropped("projections")
         if decision.state is None and before is not None:  # its changelog writes, again
-            listed = get_listed(summary.customerId, summary.orderId)
-            if listed is not None:
-                put_listed(listed)
+            ref = projections.listed_ref(before, summary.orderId)
+            if ref is not None:
+                key = projections.listed_key(summary.customerId, ref)
+                listed = get_listed(key)
+                if listed is not None and listed.orderId == summary.orderId:
+                    put_listed(key, listed)
             put_history(before)
     if decision.state is not None:
         # The listed summaries first, the head (with the watermark) last: after a crash between
         # them the redelivered outcome is not taken for a duplicate, and does it all again.
         added, dropped = projections.relisted(before, decision.state, summary)
         if added is not None:
-            put_listed(added)
-        for order_id in dropped:
-            drop_listed(summary.customerId, order_id)
+            put_listed(added, summary)
+        for key in dropped:
+            drop_listed(key)
         put_history(decision.state)

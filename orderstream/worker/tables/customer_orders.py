@@ -1,9 +1,9 @@
 """Read model: each customer's totals and listed orders (keyed by customerId), and the listed
-orders' summaries (keyed by `history_key`, in the customer's partition)."""
+orders' summaries (keyed by `listed_key`: a customer's slot, in the customer's partition)."""
 
 from __future__ import annotations
 
-from orderstream.domain.projections import CustomerOrders, OrderSummary, history_key
+from orderstream.domain.projections import CustomerOrders, OrderSummary
 from orderstream.worker.app import raw_table
 from orderstream.worker.tables.model_table import ModelTable
 
@@ -22,13 +22,14 @@ def put_history(history: CustomerOrders) -> None:
     _models.put(history.customerId, history)
 
 
-def get_listed(customer_id: str, order_id: str) -> OrderSummary | None:
-    return _listed.get(history_key(customer_id, order_id))
+def get_listed(key: str) -> OrderSummary | None:
+    """The summary stored under a `listed_key` (check its orderId: a slot is written over)."""
+    return _listed.get(key)
 
 
-def put_listed(summary: OrderSummary) -> None:
-    _listed.put(history_key(summary.customerId, summary.orderId), summary)
+def put_listed(key: str, summary: OrderSummary) -> None:
+    _listed.put(key, summary)
 
 
-def drop_listed(customer_id: str, order_id: str) -> None:
-    customer_orders_table.pop(history_key(customer_id, order_id).encode(), None)
+def drop_listed(key: str) -> None:
+    customer_orders_table.pop(key.encode(), None)

@@ -180,14 +180,29 @@ def full_history() -> CustomerOrders:
     return h
 
 
-def test_a_newly_listed_order_stores_its_summary_and_evicts_the_oldest() -> None:
+def test_a_newly_listed_order_takes_the_slot_of_the_one_it_pushes_out() -> None:
     h = full_history()
+    (oldest,) = [r for r in h.recent if r.orderId == "o-0"]
     newest = summarize(outcome("o-new", placed=T + timedelta(days=1)), at(0, 500))
 
     after = record_order(h, newest).state
     assert after is not None
 
-    assert projections.relisted(h, after, newest) == (newest, ["o-0"])
+    # written over: one record, no deletion of the one pushed out
+    assert projections.relisted(h, after, newest) == (f"c-1/#{oldest.slot}", [])
+    assert after.recent[0].orderId == "o-new" and after.recent[0].slot == oldest.slot
+
+
+def test_a_history_listed_before_slots_deletes_the_summary_it_pushes_out() -> None:
+    legacy = full_history().model_copy(
+        update={"recent": [r.model_copy(update={"slot": None}) for r in full_history().recent]}
+    )
+    newest = summarize(outcome("o-new", placed=T + timedelta(days=1)), at(0, 500))
+
+    after = record_order(legacy, newest).state
+    assert after is not None
+
+    assert projections.relisted(legacy, after, newest) == ("c-1/#0", ["c-1/o-0"])
 
 
 def test_an_order_older_than_the_listed_ones_is_counted_not_listed() -> None:
@@ -203,12 +218,37 @@ def test_an_order_older_than_the_listed_ones_is_counted_not_listed() -> None:
 def test_a_repeat_from_another_origin_lists_nothing_new() -> None:
     s = summarize(outcome(), at(1, 5))
     once = record_order(None, s).state
-    assert once is not None and projections.relisted(None, once, s) == (s, [])
+    assert once is not None and projections.relisted(None, once, s) == ("c-1/#0", [])
 
     again = record_order(once, summarize(outcome(), at(2, 9))).state
     assert again is not None
 
     assert projections.relisted(once, again, s) == (None, [])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_long_history_shows_the_newest_orders_from_at_most_its_limit_of_records(
+    seed: int,
+) -> None:
+    # Given orders settling in any order of their placing, some announced twice
+    rng = random.Random(seed)
+    placed = [T + timedelta(minutes=n) for n in range(3 * HISTORY_LIMIT)]
+    rng.shuffle(placed)
+    models = ReadModels()
+    for n, when in enumerate(placed):
+        ev = outcome(f"o-{n}", placed=when)
+        for _ in range(rng.choice([1, 1, 2])):
+            models.apply(ev, at(0, n))
+
+    # Then the view lists the newest placed, each with its own summary
+    view = models.views()["customer_orders"]["c-1"]
+    newest = sorted(range(len(placed)), key=lambda n: placed[n], reverse=True)[:HISTORY_LIMIT]
+    assert [o["orderId"] for o in view["orders"]] == [f"o-{n}" for n in newest]
+    assert [o["placedAt"] for o in view["orders"]] == [placed[n].isoformat() for n in newest]
+    # And the customer has one summary record per listed order: none left behind
+    h = models.customers["c-1"]
+    assert sorted(models.listed) == sorted(projections.listed_key("c-1", r) for r in h.recent)
+    assert len(models.listed) == HISTORY_LIMIT
 
 
 # --- sales per product per hour --------------------------------------------------------------
@@ -292,7 +332,7 @@ def test_customer_view_shows_amounts_in_currency_units() -> None:
     h = record_order(None, s).state
     assert h is not None
 
-    view = projections.customer_view(h, {s.orderId: s}.get, limit=5)
+    view = projections.customer_view(h, {"c-1/#0": s}.get, limit=5)
 
     assert view["totals"] == {"orders": 1, "confirmed": 1, "spent": 25.5}
     assert view["orders"][0]["items"][1] == {"productId": "p-2", "quantity": 1, "price": 5.5}
@@ -367,3 +407,13 @@ def test_read_models_do_not_depend_on_partition_interleaving(log_seed: int, a: i
         i.quantity for ev in {e.eventId: e for e in confirmed}.values() for i in ev.data.items
     )
     assert sum(h.units for s in one.sales.values() for h in s.hours) == units
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_histories_past_their_limit_do_not_depend_on_partition_interleaving(seed: int) -> None:
+    logs = partition_logs(seed, orders=3 * HISTORY_LIMIT)  # two customers: ~150 orders each
+
+    one, two = interleave(logs, seed), interleave(logs, seed + 100)
+
+    assert one.views()["customer_orders"] == two.views()["customer_orders"]
+    assert all(len(v["orders"]) == HISTORY_LIMIT for v in one.views()["customer_orders"].values())

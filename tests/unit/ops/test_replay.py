@@ -57,7 +57,7 @@ def test_a_live_model_behind_the_log_is_named_field_by_field() -> None:
 
 def test_a_listed_summary_missing_live_is_named() -> None:
     live, rebuilt = models("o-1", "o-2"), models("o-1", "o-2")
-    del live.listed["c-1/o-2"]
+    del live.listed["c-1/#1"]  # o-2's summary (the second listed: the second slot)
 
     found = diff(live.views(), rebuilt.views())
 

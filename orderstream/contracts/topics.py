@@ -123,16 +123,6 @@ def registry(settings: Settings) -> dict[str, TopicSpec]:
         TopicSpec(
             "order_status", prefix + "order-status", "orderId", "saga", p, rf, log(7 * DAY_MS)
         ),
-        # Outcomes by customer, co-partitioned with the customer history table.
-        TopicSpec(
-            "status_by_customer",
-            prefix + "order-status-by-customer",
-            "customerId",
-            "saga",
-            p,
-            rf,
-            log(7 * DAY_MS),
-        ),
         TopicSpec(
             "saga_timeouts",
             prefix + "saga-timeouts",
@@ -215,7 +205,6 @@ _INPUTS = (
     "payment_requests",
     "payment_events",
     "saga_timeouts",
-    "status_by_customer",
 )
 _PAYMENT_INPUTS = ("payment_requests", "payment_events")
 

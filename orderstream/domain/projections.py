@@ -1,6 +1,6 @@
-"""Read models (CQRS), apart from the saga's own state: a customer's order history, built from
-the order outcomes the saga sends by customer, and sales per product per hour (tumbling
-windows), recorded by the inventory when a commit sells an order's hold.
+"""Read models (CQRS), apart from the saga's own state: a customer's order history, recorded by
+the saga from the outcomes it announces, and sales per product per hour (tumbling windows),
+recorded by the inventory when a commit sells an order's hold.
 
 The same rules serve the live agents and `orderstream replay`, so a rebuild from the log gives
 the same state. Each outcome is identified by its origin, the saga input record whose step
@@ -9,6 +9,11 @@ made it. The read models keep watermarks per source partition (sales: per topic,
 lives in one partition), so a re-sent record is applied once. Every rule is commutative across
 partitions (sums, top-N by a total order, event time), so any interleaving of partitions, live
 or replayed, ends in the same state.
+
+A customer's history is kept in parts, one per saga partition (`history_key`): the saga records
+an outcome in the partition of the step that announced it, with no Kafka record in between. A
+reader merges the parts (`merge_views`): the totals add up, and the newest orders of all are
+among the newest of each part.
 """
 
 from __future__ import annotations
@@ -91,19 +96,19 @@ class OrderSummary(_Frozen):
 class OrderRef(_Frozen):
     orderId: str
     placedAt: datetime
-    #: Which of the customer's HISTORY_LIMIT summary records holds this order's summary
-    #: (`listed_key`); None: listed before slots, its summary is under the order's own key.
+    #: Which of the part's HISTORY_LIMIT summary records holds this order's summary; None in
+    #: a history recorded by customer before the parts (its summaries keyed by order).
     slot: int | None = None
 
 
 class CustomerOrders(_Frozen):
-    """A customer's totals and which orders their history lists. The listed orders' summaries
-    are records of their own (`listed_key`): the record read and written for every order stays
-    small however many orders the customer has (with the summaries inline it was ~30 KB at the
-    limit, parsed, re-encoded and sent to the changelog once per order). A customer has at most
-    HISTORY_LIMIT such records, one per slot: a newly listed order takes the slot of the one it
-    pushes out, so a full history writes its new summary over the old one instead of also
-    deleting it (one changelog record per listed order, not two)."""
+    """One part of a customer's history (`history_key`): its totals and which orders it lists.
+    The listed orders' summaries are records of their own (`listed_key`), one per slot: the
+    record read and written for every order stays small however many orders the customer has
+    (with the summaries inline it was ~30 KB at the limit, parsed, re-encoded and sent to the
+    changelog once per order), and a newly listed order takes the slot of the one it pushes
+    out: its summary is written over the old one, not added beside it with the old one deleted
+    (one changelog record per listed order, not two)."""
 
     customerId: str
     recent: list[OrderRef] = Field(default_factory=list)  # newest placed first
@@ -179,13 +184,13 @@ def record_order(history: CustomerOrders | None, s: OrderSummary) -> Decision[Cu
     history = history or CustomerOrders(customerId=s.customerId)
     if history.lists(s.orderId):
         return Decision(stamp(history, key, s.origin.offset), duplicate=True)
-    ref = OrderRef(orderId=s.orderId, placedAt=s.placedAt)
+    ref = OrderRef(orderId=s.orderId, placedAt=s.placedAt, slot=-1)  # its slot: below
     newest = sorted([*history.recent, ref], key=lambda o: (o.placedAt, o.orderId), reverse=True)
     kept, pushed_out = newest[:HISTORY_LIMIT], newest[HISTORY_LIMIT:]
     if any(r is ref for r in kept):  # listed: in the slot of the one it pushes out, or a free one
-        freed = [r.slot for r in pushed_out if r.slot is not None]
-        used = {r.slot for r in kept if r.slot is not None}
-        slot = freed[0] if freed else min(set(range(HISTORY_LIMIT)) - used)
+        used = {r.slot for r in kept}
+        freed = pushed_out[0].slot if pushed_out else None
+        slot = freed if freed is not None else min(set(range(HISTORY_LIMIT)) - used)
         kept = [r.model_copy(update={"slot": slot}) if r is ref else r for r in kept]
     confirmed = s.status == "CONFIRMED"
     new = history.model_copy(
@@ -199,27 +204,25 @@ def record_order(history: CustomerOrders | None, s: OrderSummary) -> Decision[Cu
     return Decision(stamp(new, key, s.origin.offset))
 
 
-def listed_key(customer_id: str, ref: OrderRef) -> str:
-    """The key of a listed order's summary in the customer history table: its slot's, or the
-    order's own for one listed before slots ('/' and '#' are in no id)."""
-    if ref.slot is None:
-        return f"{customer_id}/{ref.orderId}"
-    return f"{customer_id}/#{ref.slot}"
+def history_key(customer_id: str, partition: int) -> str:
+    """The key of a customer's history part kept in a saga partition ('#' is in no id)."""
+    return f"{customer_id}#{partition}"
 
 
-def relisted(
+def listed_key(history_key: str, ref: OrderRef) -> str:
+    """The key of a listed order's summary: its part's key and its slot ('/' is in no id); in
+    a history recorded before the parts, its customer and order."""
+    return f"{history_key}/{ref.orderId if ref.slot is None else ref.slot}"
+
+
+def newly_listed(
     before: CustomerOrders | None, after: CustomerOrders, s: OrderSummary
-) -> tuple[str | None, list[str]]:
-    """What `record_order` changed in the listed summaries: the key to store `s`'s summary
-    under (when it is newly listed), and the keys of summaries no longer listed whose records
-    go (a slot taken over by `s` is written over, not deleted)."""
-    was = {r.orderId: r for r in before.recent} if before is not None else {}
-    now = {r.orderId: r for r in after.recent}
-    cid = after.customerId
-    added = listed_key(cid, now[s.orderId]) if s.orderId in now and s.orderId not in was else None
-    kept = {listed_key(cid, r) for r in after.recent}
-    gone = (listed_key(cid, r) for order_id, r in was.items() if order_id not in now)
-    return added, sorted(k for k in gone if k not in kept)
+) -> OrderRef | None:
+    """The listing of `s` that `record_order` added (its summary is to be stored in its slot),
+    or None when `s` is not newly listed."""
+    if before is not None and before.lists(s.orderId):
+        return None
+    return listed_ref(after, s.orderId)
 
 
 def listed_ref(history: CustomerOrders, order_id: str) -> OrderRef | None:
@@ -285,16 +288,45 @@ def summary_view(s: OrderSummary) -> dict[str, Any]:
 
 
 def customer_view(
-    h: CustomerOrders, listed: Callable[[str], OrderSummary | None], limit: int = HISTORY_LIMIT
+    h: CustomerOrders, listed: Callable[[str], OrderSummary | None], key: str, limit: int
 ) -> dict[str, Any]:
-    """The history as readers see it; `listed(key)` gives the summary stored under a key."""
-    found = ((r, listed(listed_key(h.customerId, r))) for r in h.recent[:limit])
+    """One part of a history (stored under `key`) as readers see it, to merge with the other
+    parts (`merge_views`); `listed(key)` gives the summary stored under a key."""
+    found = ((r, listed(listed_key(key, r))) for r in h.recent[:limit])
     return {
-        "customerId": h.customerId,
         # a slot written over but its history not yet (a crash between): the order is not shown
         "orders": [summary_view(s) for r, s in found if s is not None and s.orderId == r.orderId],
-        "totals": {"orders": h.placed, "confirmed": h.confirmed, "spent": h.spentCents / 100},
+        "listed": [{"orderId": r.orderId, "placedAt": r.placedAt.isoformat()} for r in h.recent],
+        "totals": {"orders": h.placed, "confirmed": h.confirmed, "spentCents": h.spentCents},
     }
+
+
+def merge_views(customer_id: str, parts: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    """A customer's history from the views of its parts: the newest `limit` orders of all (each
+    part gives its newest `limit`) and the totals of all; `listed`: the orders listed, newest
+    placed first, up to HISTORY_LIMIT (a listed order missing from `orders` has no summary)."""
+
+    def newest(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+        return sorted(rows, key=_placed_order, reverse=True)[:n]
+
+    totals = [p["totals"] for p in parts]
+    return {
+        "customerId": customer_id,
+        "orders": newest([o for p in parts for o in p["orders"]], limit),
+        "listed": [
+            r["orderId"]
+            for r in newest([r for p in parts for r in p.get("listed", ())], HISTORY_LIMIT)
+        ],
+        "totals": {
+            "orders": sum(t["orders"] for t in totals),
+            "confirmed": sum(t["confirmed"] for t in totals),
+            "spent": sum(t["spentCents"] for t in totals) / 100,
+        },
+    }
+
+
+def _placed_order(row: dict[str, Any]) -> tuple[datetime, str]:
+    return datetime.fromisoformat(row["placedAt"]), row["orderId"]
 
 
 def sales_view(p: ProductSales, now: datetime, hours: int) -> dict[str, Any]:

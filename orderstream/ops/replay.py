@@ -1,7 +1,8 @@
 """`orderstream replay`: rebuild the read models (customer histories, hourly sales per product)
 from the beginning of their topics, with the same pure rules the agents use, and compare them
-with the live read models. Histories come from the order outcomes the saga sends by customer
-(order-status-by-customer, each marked with its origin); sales from the commits
+with the live read models. Histories come from the order outcomes the saga announces
+(order-status, each marked with its origin), a part per order-status partition as the saga
+keeps them (the saga's partitions: the same key, orderId); sales from the commits
 (inventory-requests): the commit that sells an order's hold records its sale.
 
 The rebuild is a fold in this process's memory: it joins no consumer group and writes no topic,
@@ -25,14 +26,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from orderstream.contracts.events import CommitStock, StatusEvent, decode
 from orderstream.contracts.topics import TopicSpec, accepted_types, changelog_topic, registry
 from orderstream.domain.projections import (
+    HISTORY_LIMIT,
     CustomerOrders,
     OrderSummary,
     Origin,
     ProductSales,
     customer_view,
+    history_key,
+    listed_key,
+    merge_views,
+    newly_listed,
     record_order,
     record_sale,
-    relisted,
     sale_of,
     summarize,
 )
@@ -49,25 +54,26 @@ MODELS = ("customer_orders", "product_sales")  # the tables, by name
 
 @dataclass
 class ReadModels:
-    """Every read model, by key: `apply` is what the customer history agent does with an
-    outcome, `apply_commit` what the inventory agent does for the sales."""
+    """Every read model, by key: `apply` is what the saga does with an outcome it announces
+    (orderstream/worker/customer_history.py), `apply_commit` what the inventory agent does for
+    the sales."""
 
-    customers: dict[str, CustomerOrders] = field(default_factory=dict)
+    customers: dict[str, CustomerOrders] = field(default_factory=dict)  # by history_key
     listed: dict[str, OrderSummary] = field(default_factory=dict)  # by listed_key
     sales: dict[str, ProductSales] = field(default_factory=dict)
     committed: set[tuple[str, str]] = field(default_factory=set)  # (productId, orderId)
 
-    def apply(self, outcome: StatusEvent, origin: Origin) -> None:
+    def apply(self, outcome: StatusEvent, origin: Origin, partition: int) -> None:
+        """An outcome announced in saga partition `partition`."""
         summary = summarize(outcome, origin)
-        before = self.customers.get(summary.customerId)
+        key = history_key(summary.customerId, partition)
+        before = self.customers.get(key)
         history = record_order(before, summary).state
         if history is not None:
-            added, dropped = relisted(before, history, summary)
+            added = newly_listed(before, history, summary)
             if added is not None:
-                self.listed[added] = summary
-            for key in dropped:
-                self.listed.pop(key, None)
-            self.customers[summary.customerId] = history
+                self.listed[listed_key(key, added)] = summary
+            self.customers[key] = history
 
     def apply_commit(self, cmd: CommitStock, topic: str, offset: int) -> None:
         """A commit at `offset` of `topic`, in its product's partition. The replay has no stock
@@ -84,17 +90,20 @@ class ReadModels:
     def views(self) -> dict[str, dict[str, Any]]:
         """What readers see, by model and key (without the watermarks, which are bookkeeping)."""
         return {
-            "customer_orders": {k: self._history(v) for k, v in self.customers.items()},
+            "customer_orders": self._histories(),
             "product_sales": {
                 k: v.model_dump(mode="json", exclude={"applied"}) for k, v in self.sales.items()
             },
         }
 
-    def _history(self, h: CustomerOrders) -> dict[str, Any]:
-        """A customer's history as readers see it, and which orders it lists (a listed order
-        whose summary is missing shows in the second, not the first)."""
-        view = customer_view(h, self.listed.get)
-        return {**view, "listed": [r.orderId for r in h.recent]}
+    def _histories(self) -> dict[str, dict[str, Any]]:
+        """Each customer's history as readers see it (its parts merged), and which orders it
+        lists (a listed order whose summary is missing shows in the second, not the first)."""
+        parts: dict[str, list[dict[str, Any]]] = {}
+        for key, h in self.customers.items():
+            part = customer_view(h, self.listed.get, key, HISTORY_LIMIT)
+            parts.setdefault(h.customerId, []).append(part)
+        return {c: merge_views(c, views, HISTORY_LIMIT) for c, views in sorted(parts.items())}
 
 
 @dataclass
@@ -125,7 +134,7 @@ async def rebuild(
     as they were then)."""
     models = ReadModels()
     specs = registry(settings)
-    outcomes, commands = specs["status_by_customer"], specs["inventory_requests"]
+    outcomes, commands = specs["order_status"], specs["inventory_requests"]
     until_ms = int(until.timestamp() * 1000) if until else None
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
@@ -159,10 +168,10 @@ async def rebuild(
                     try:
                         outcome: StatusEvent = decode(rec.value, ACCEPT)  # type: ignore[assignment]
                         origin = Origin.from_headers(dict(rec.headers or ()))
-                    except EventError:  # a dead letter for the live agent too
+                    except EventError:  # not recorded live either (no origin: an older version)
                         progress.skipped += 1
                         continue
-                    models.apply(outcome, origin)
+                    models.apply(outcome, origin, rec.partition)
             for tp in list(remaining):
                 if await consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)
@@ -249,9 +258,10 @@ def _short(value: Any) -> str:
 
 def summary(models: ReadModels) -> str:
     buckets = sum(len(s.hours) for s in models.sales.values())
-    orders = sum(h.placed for h in models.customers.values())
+    orders = sum(h.placed for h in models.customers.values())  # over the parts: every order
+    customers = len({h.customerId for h in models.customers.values()})
     return (
-        f"{orders} orders, {len(models.customers)} customers, "
+        f"{orders} orders, {customers} customers, "
         f"{len(models.sales)} products ({buckets} product-hours)"
     )
 

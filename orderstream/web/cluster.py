@@ -42,14 +42,26 @@ def routed(table: Any, match_info: str) -> Callable[[Handler], Handler]:
 
         @functools.wraps(handler)
         async def checked(view: Any, request: Request, *args: Any, **kwargs: Any) -> Any:
-            value = request.match_info.get(match_info, "")
-            if not VALID_ID.match(value):
-                raise ParseError(f"invalid {match_info}: 1-64 of A-Z a-z 0-9 . _ : @ -")
+            path_id(request, match_info)
             return await to_owner(view, request, *args, **kwargs)
 
         return cast(Handler, checked)
 
     return decorate
+
+
+def path_id(request: Request, name: str) -> str:
+    """The id in the URL's `name` part; a malformed one is a 400."""
+    value: str = request.match_info.get(name, "")
+    if not VALID_ID.match(value):
+        raise ParseError(f"invalid {name}: 1-64 of A-Z a-z 0-9 . _ : @ -")
+    return value
+
+
+def active_partitions(table: Any) -> list[int]:
+    """The partitions of the table this worker holds as active (not standby)."""
+    topic = table.changelog_topic.get_topic_name()
+    return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)
 
 
 def owns(table: Any, key: bytes) -> bool:

@@ -1,7 +1,11 @@
-"""Read models over HTTP: a customer's order history and a product's sales per hour. Each key is
-served by the worker that owns it (Faust's table_route), so any worker answers the same."""
+"""Read models over HTTP: a customer's order history and a product's sales per hour. A product's
+sales are served by the worker that owns the key (Faust's table_route); a customer's history is
+kept in parts, one per saga partition (orderstream/worker/customer_history.py), merged from
+every worker's. Any worker answers the same."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from faust.web import Request, Response, View
 
@@ -9,13 +13,14 @@ from orderstream.contracts.events import utcnow
 from orderstream.domain.projections import (
     HISTORY_LIMIT,
     SALES_RETENTION_H,
-    CustomerOrders,
     ProductSales,
     customer_view,
+    history_key,
+    merge_views,
     sales_view,
 )
 from orderstream.web import query
-from orderstream.web.cluster import routed
+from orderstream.web.cluster import active_partitions, from_every_worker, owns, path_id, routed
 from orderstream.web.health import require_ready
 from orderstream.web.orders import served_by
 from orderstream.worker.app import app
@@ -25,14 +30,41 @@ from orderstream.worker.tables.product_sales import get_sales, product_sales_tab
 
 @app.page("/customers/{customer_id}/orders")
 class CustomerOrdersView(View):
-    @routed(customer_orders_table, "customer_id")
     async def get(self, request: Request, customer_id: str) -> Response:
         """?limit=N: the customer's N latest settled orders (newest placed first) and totals."""
         require_ready()
+        customer_id = path_id(request, "customer_id")
         limit = query.integer(request, "limit", 20, 1, HISTORY_LIMIT)
-        history = get_history(customer_id) or CustomerOrders(customerId=customer_id)
-        view = customer_view(history, get_listed, limit)
+        key_of = customer_id.encode()
+
+        async def local() -> dict[str, Any]:
+            """The parts of the history in this worker's partitions, merged."""
+            parts = []
+            for p in active_partitions(customer_orders_table):
+                key = history_key(customer_id, p)
+                history = get_history(key)
+                if history is not None:
+                    parts.append(customer_view(history, get_listed, key, limit))
+            legacy = get_history(customer_id) if owns(customer_orders_table, key_of) else None
+            if legacy is not None:  # recorded by customer, before the parts: kept as it was
+                parts.append(customer_view(legacy, get_listed, customer_id, limit))
+            return merge_part(parts)
+
+        if request.query.get("scope") == "local":
+            return self.json(await local())
+        shares = await from_every_worker(customer_orders_table, request, local)
+        view = merge_views(customer_id, shares, limit)
+        del view["listed"]
         return self.json({**view, "servedBy": served_by()})
+
+
+def merge_part(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Parts of one worker as one part (what `customer_view` gives), for `merge_views`."""
+    totals = [p["totals"] for p in parts]
+    return {
+        "orders": [o for p in parts for o in p["orders"]],  # not `listed`: for the replay
+        "totals": {k: sum(t[k] for t in totals) for k in ("orders", "confirmed", "spentCents")},
+    }
 
 
 @app.page("/sales/{sku}")

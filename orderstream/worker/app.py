@@ -90,16 +90,17 @@ def topic(*roles: str, maxsize: int | None = None) -> Any:
     return channel
 
 
-async def publish(event: Event) -> asyncio.Future[Any]:
-    """Send an event to its topic, keyed by the registry's route (buffered, not awaited);
-    returns its delivery."""
+async def publish(event: Event, headers: dict[str, bytes] | None = None) -> asyncio.Future[Any]:
+    """Send an event to its topic, keyed by the registry's route (buffered, not awaited), with
+    `headers` and the trace context; returns its delivery."""
     role, key = route(event)
     name, value = topic_name(role), encode(event)
     order_id = getattr(event.data, "orderId", None)
-    with tracing.producing(event.eventType, name, order_id) as headers:
-        delivery = await send(name, key.encode(), value, headers)
+    with tracing.producing(event.eventType, name, order_id) as trace:
+        sent = {**headers, **trace} if headers else trace
+        delivery = await send(name, key.encode(), value, sent)
         if settings.chaos_duplicate_sends:
-            await send(name, key.encode(), value, headers)
+            await send(name, key.encode(), value, sent)
     return delivery
 
 

@@ -12,9 +12,11 @@ for other consumers, and no payment request or reply crosses Kafka. The only awa
 step is that charge; the intake agent can meet the order meanwhile only with a repeated
 OrderPlaced, which changes nothing.
 
-An outcome goes to order-status (by order, for every consumer) and to the customer's history
-(order-status-by-customer), marked with the record whose step announced it: the history's
-watermark per source partition drops what the saga sends again (`projections.Origin`).
+An outcome goes to order-status (by order, for every consumer) and into the customer's
+history, in this step's partition (orderstream/worker/customer_history.py), both marked with
+the record whose step announced it: the history's watermark per source partition drops what
+the saga announces again (`projections.Origin`), and `orderstream replay` rebuilds the
+histories from order-status the same way.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from orderstream.contracts.events import (
     SagaInput,
     StatusEvent,
     decode,
-    encode,
 )
 from orderstream.contracts.topics import accepted_types, input_roles
 from orderstream.domain import saga
@@ -39,8 +40,8 @@ from orderstream.domain.projections import ORIGIN_HEADER, SOURCES, Origin
 from orderstream.domain.saga import OrderState
 from orderstream.observability import metrics, tracing
 from orderstream.observability.tracing import traced
-from orderstream.worker import payment_service
-from orderstream.worker.app import app, publish, relay, settings, topic, topic_name
+from orderstream.worker import customer_history, payment_service
+from orderstream.worker.app import app, publish, settings, topic, topic_name
 from orderstream.worker.apply import apply_once
 from orderstream.worker.dead_letters import guarded
 from orderstream.worker.repartition import rehomed
@@ -77,14 +78,17 @@ async def handle(event: Any) -> None:
         redelivered=partial(_redelivered, ev),
     )
     for out in emit:
-        await publish(out)
-        if isinstance(out, StatusEvent):  # and to the customer's history, by the step's record
-            msg = event.message
-            origin = Origin(
-                source=SOURCE.get(msg.topic, "x"), partition=msg.partition, offset=msg.offset
-            )
-            headers = {ORIGIN_HEADER: origin.header()}
-            await relay("status_by_customer", out.data.customerId, out, encode(out), headers)
+        if not isinstance(out, StatusEvent):
+            await publish(out)
+            continue
+        # an outcome, marked with the step's record, and into the customer's history
+        msg = event.message
+        origin = Origin(
+            source=SOURCE.get(msg.topic, "x"), partition=msg.partition, offset=msg.offset
+        )
+        await publish(out, {ORIGIN_HEADER: origin.header()})
+        with tracing.internal(f"customer-orders {out.eventType}", out.data.orderId):
+            customer_history.record(out, origin, msg.partition)
 
 
 async def _decide(ev: SagaInput, state: OrderState | None) -> Decision[OrderState]:

@@ -1,5 +1,6 @@
-"""Read model: each customer's totals and listed orders (keyed by customerId), and the listed
-orders' summaries (keyed by `listed_key`: a customer's slot, in the customer's partition)."""
+"""Read model: customers' order histories, in parts, one per saga partition (keyed by
+`history_key`: totals and listed orders), and the listed orders' summaries (keyed by
+`listed_key`: a part's slot). A part lives in the partition of its key's saga steps."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ _models = ModelTable(customer_orders_table, CustomerOrders, remember=0)
 _listed = ModelTable(customer_orders_table, OrderSummary, remember=0)  # the same table, other keys
 
 
-def get_history(customer_id: str) -> CustomerOrders | None:
-    return _models.get(customer_id)
+def get_history(key: str) -> CustomerOrders | None:
+    return _models.get(key)
 
 
-def put_history(history: CustomerOrders) -> None:
-    _models.put(history.customerId, history)
+def put_history(key: str, history: CustomerOrders) -> None:
+    _models.put(key, history)
 
 
 def get_listed(key: str) -> OrderSummary | None:
@@ -29,7 +30,3 @@ def get_listed(key: str) -> OrderSummary | None:
 
 def put_listed(key: str, summary: OrderSummary) -> None:
     _listed.put(key, summary)
-
-
-def drop_listed(key: str) -> None:
-    customer_orders_table.pop(key.encode(), None)

@@ -189,20 +189,11 @@ def test_a_newly_listed_order_takes_the_slot_of_the_one_it_pushes_out() -> None:
     assert after is not None
 
     # written over: one record, no deletion of the one pushed out
-    assert projections.relisted(h, after, newest) == (f"c-1/#{oldest.slot}", [])
-    assert after.recent[0].orderId == "o-new" and after.recent[0].slot == oldest.slot
-
-
-def test_a_history_listed_before_slots_deletes_the_summary_it_pushes_out() -> None:
-    legacy = full_history().model_copy(
-        update={"recent": [r.model_copy(update={"slot": None}) for r in full_history().recent]}
-    )
-    newest = summarize(outcome("o-new", placed=T + timedelta(days=1)), at(0, 500))
-
-    after = record_order(legacy, newest).state
-    assert after is not None
-
-    assert projections.relisted(legacy, after, newest) == ("c-1/#0", ["c-1/o-0"])
+    added = projections.newly_listed(h, after, newest)
+    assert added is not None and added.slot == oldest.slot
+    assert projections.listed_key("c-1#3", added) == f"c-1#3/{oldest.slot}"
+    assert [r.orderId for r in after.recent].count("o-0") == 0
+    assert sorted(r.slot for r in after.recent) == list(range(HISTORY_LIMIT))
 
 
 def test_an_order_older_than_the_listed_ones_is_counted_not_listed() -> None:
@@ -212,18 +203,52 @@ def test_an_order_older_than_the_listed_ones_is_counted_not_listed() -> None:
     after = record_order(h, oldest).state
     assert after is not None and after.placed == HISTORY_LIMIT + 1
 
-    assert projections.relisted(h, after, oldest) == (None, [])
+    assert projections.newly_listed(h, after, oldest) is None
+    assert after.recent == h.recent
 
 
 def test_a_repeat_from_another_origin_lists_nothing_new() -> None:
     s = summarize(outcome(), at(1, 5))
     once = record_order(None, s).state
-    assert once is not None and projections.relisted(None, once, s) == ("c-1/#0", [])
+    assert once is not None and projections.newly_listed(None, once, s) == once.recent[0]
+    assert once.recent[0].slot == 0
 
     again = record_order(once, summarize(outcome(), at(2, 9))).state
     assert again is not None
 
-    assert projections.relisted(once, again, s) == (None, [])
+    assert projections.newly_listed(once, again, s) is None
+
+
+def test_a_history_in_parts_shows_the_newest_of_all_and_the_totals_of_all() -> None:
+    # Given a customer's orders recorded in two saga partitions, alternately
+    models = ReadModels()
+    for n in range(HISTORY_LIMIT + 10):
+        ev = outcome(
+            f"o-{n}", placed=T + timedelta(minutes=n), status=["CONFIRMED", "CANCELLED"][n % 3 == 0]
+        )
+        models.apply(ev, at(n % 2, n), n % 2)
+    assert sorted(models.customers) == ["c-1#0", "c-1#1"]
+
+    # When the parts are merged
+    view = models.views()["customer_orders"]["c-1"]
+
+    # Then the newest orders of all are listed, newest placed first, and every order counted
+    newest = [f"o-{n}" for n in reversed(range(10, HISTORY_LIMIT + 10))]
+    assert [o["orderId"] for o in view["orders"]] == newest
+    assert view["listed"] == newest
+    confirmed = [n for n in range(HISTORY_LIMIT + 10) if n % 3 != 0]
+    assert view["totals"] == {
+        "orders": HISTORY_LIMIT + 10,
+        "confirmed": len(confirmed),
+        "spent": len(confirmed) * 25.5,
+    }
+    # And a limit cuts the merged list, not each part's
+    parts = [
+        projections.customer_view(h, models.listed.get, key, 5)
+        for key, h in models.customers.items()
+    ]
+    merged = projections.merge_views("c-1", parts, 5)
+    assert [o["orderId"] for o in merged["orders"]] == newest[:5]
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -238,7 +263,7 @@ def test_a_long_history_shows_the_newest_orders_from_at_most_its_limit_of_record
     for n, when in enumerate(placed):
         ev = outcome(f"o-{n}", placed=when)
         for _ in range(rng.choice([1, 1, 2])):
-            models.apply(ev, at(0, n))
+            models.apply(ev, at(0, n), 0)
 
     # Then the view lists the newest placed, each with its own summary
     view = models.views()["customer_orders"]["c-1"]
@@ -246,8 +271,8 @@ def test_a_long_history_shows_the_newest_orders_from_at_most_its_limit_of_record
     assert [o["orderId"] for o in view["orders"]] == [f"o-{n}" for n in newest]
     assert [o["placedAt"] for o in view["orders"]] == [placed[n].isoformat() for n in newest]
     # And the customer has one summary record per listed order: none left behind
-    h = models.customers["c-1"]
-    assert sorted(models.listed) == sorted(projections.listed_key("c-1", r) for r in h.recent)
+    h = models.customers["c-1#0"]
+    assert sorted(models.listed) == sorted(projections.listed_key("c-1#0", r) for r in h.recent)
     assert len(models.listed) == HISTORY_LIMIT
 
 
@@ -332,7 +357,8 @@ def test_customer_view_shows_amounts_in_currency_units() -> None:
     h = record_order(None, s).state
     assert h is not None
 
-    view = projections.customer_view(h, {"c-1/#0": s}.get, limit=5)
+    part = projections.customer_view(h, {"c-1#0/0": s}.get, "c-1#0", 5)
+    view = projections.merge_views("c-1", [part], 5)
 
     assert view["totals"] == {"orders": 1, "confirmed": 1, "spent": 25.5}
     assert view["orders"][0]["items"][1] == {"productId": "p-2", "quantity": 1, "price": 5.5}
@@ -382,7 +408,7 @@ def interleave(logs: list[Log], seed: int) -> ReadModels:
         if isinstance(record, CommitStock):
             models.apply_commit(record, TOPIC, offset)
         else:
-            models.apply(record, at(p, offset))
+            models.apply(record, at(p, offset), p)
 
     cursors = [0] * len(logs)
     while any(c < len(log) for c, log in zip(cursors, logs, strict=True)):
@@ -417,3 +443,35 @@ def test_histories_past_their_limit_do_not_depend_on_partition_interleaving(seed
 
     assert one.views()["customer_orders"] == two.views()["customer_orders"]
     assert all(len(v["orders"]) == HISTORY_LIMIT for v in one.views()["customer_orders"].values())
+
+
+def test_a_history_recorded_before_the_parts_is_shown_with_them() -> None:
+    # Given a history recorded by customer by an earlier version (summaries keyed by order)
+    old = summarize(outcome("o-old", placed=T - timedelta(days=1)), at(0, 1))
+    legacy = CustomerOrders.model_validate(
+        {
+            "customerId": "c-1",
+            "recent": [{"orderId": "o-old", "placedAt": old.placedAt.isoformat()}],
+            "placed": 1,
+            "confirmed": 1,
+            "spentCents": 2550,
+            "applied": {"p0": 1},
+        }
+    )
+    stored = {"c-1/o-old": old}
+    # and a part recorded by the saga since
+    new = summarize(outcome("o-new"), at(3, 7))
+    part = record_order(None, new).state
+    assert part is not None
+    stored[projections.listed_key("c-1#3", part.recent[0])] = new
+
+    # When both are merged
+    views = [
+        projections.customer_view(legacy, stored.get, "c-1", 10),
+        projections.customer_view(part, stored.get, "c-1#3", 10),
+    ]
+    view = projections.merge_views("c-1", views, 10)
+
+    # Then the customer sees every order and the totals of both
+    assert [o["orderId"] for o in view["orders"]] == ["o-new", "o-old"]
+    assert view["totals"] == {"orders": 2, "confirmed": 2, "spent": 51.0}

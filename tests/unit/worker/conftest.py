@@ -4,7 +4,6 @@ in-memory tables (tests/conftest.py); published events are captured instead of s
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
 
 import pytest
 
@@ -21,19 +20,27 @@ def every_record_applies(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class Captured(list[Event]):
-    """Events published, in order; `relayed`: (topic role, key, event, headers) relayed."""
+    """Events published, in order; `headers`: the headers each was published with (None: the
+    trace context only); `relayed`: (topic role, key, event, headers) relayed."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.headers: list[dict[str, bytes] | None] = []
         self.relayed: list[tuple[str, str, Event, dict[str, bytes]]] = []
+
+    def clear(self) -> None:
+        super().clear()
+        self.headers.clear()
+        self.relayed.clear()
 
 
 def capture_publish(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> Captured:
     """What `module` publishes (and relays, if it does), captured instead of sent."""
     out = Captured()
 
-    async def capture(event: Event, *args: Any, **kwargs: Any) -> None:
+    async def capture(event: Event, headers: dict[str, bytes] | None = None) -> None:
         out.append(event)
+        out.headers.append(headers)
 
     async def relay(
         role: str, key: str, event: Event, raw: bytes, headers: dict[str, bytes]

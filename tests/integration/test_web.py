@@ -3,13 +3,20 @@ the admin token, JSON errors, readiness, and routing by key with two workers."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from devtools.workers import WorkerProcess
+from orderstream.contracts.topics import changelog_topic
+from orderstream.domain.projections import CustomerOrders, OrderRef, OrderSummary, Origin
+from orderstream.kafka.partitioner import key_hash
 from tests.integration.conftest import Stack, free_ports
 from tests.integration.webclient import (
     AUTH,
@@ -237,3 +244,73 @@ def test_two_workers_answer_every_key_from_either_worker(stack: type[Stack]) -> 
     recent = [get(w, f"/orders?limit={len(order_ids)}").json["orders"] for w in (w1, w2)]
     assert recent[0] == recent[1]
     assert sorted(o["orderId"] for o in recent[0]) == order_ids
+
+
+async def _legacy_history(s: Stack, customer: str, summary: OrderSummary) -> None:
+    """A history as a version before the parts recorded it: keyed by customer, in the
+    customer's partition, its listed summary keyed by order."""
+    head = CustomerOrders(
+        customerId=customer,
+        recent=[OrderRef(orderId=summary.orderId, placedAt=summary.placedAt)],
+        placed=3,  # two of them no longer listed
+        confirmed=2,
+        spentCents=4000,
+        applied={"p0": 7},
+    )
+    topic = changelog_topic(s.settings, "customer_orders")
+    partition = key_hash(customer.encode()) % s.settings.partitions
+    producer = AIOKafkaProducer(bootstrap_servers=s.settings.bootstrap_servers)
+    await producer.start()
+    try:
+        for key, value in (
+            (f"{customer}/{summary.orderId}", summary.model_dump_json()),
+            (customer, head.model_dump_json()),
+        ):
+            await producer.send_and_wait(
+                topic, value.encode(), key=key.encode(), partition=partition
+            )
+    finally:
+        await producer.stop()
+
+
+def test_a_history_recorded_before_the_parts_is_shown_with_the_new_orders(
+    stack: type[Stack],
+) -> None:
+    # Given a customer history left in the changelog by an earlier version
+    s = stack(admin_token=TOKEN)
+    old = OrderSummary(
+        orderId="old-1",
+        customerId="c-upgraded",
+        status="CONFIRMED",
+        totalCents=2000,
+        placedAt=datetime(2026, 1, 2, tzinfo=UTC),
+        settledAt=datetime(2026, 1, 2, 0, 0, 1, tzinfo=UTC),
+        lines=[],
+        eventId="e-old-1",
+        origin=Origin(partition=0, offset=7),
+    )
+    asyncio.run(_legacy_history(s, "c-upgraded", old))
+    # When a worker of this version starts and the customer orders again
+    w = s.worker()
+    restock(w, "SKU-U", 10)
+    eventually(lambda: (stock_of(w, "SKU-U") or {}).get("available") == 10, what="restock")
+    body = {
+        "eventType": "OrderPlaced",
+        "data": {
+            "orderId": "new-1",
+            "customerId": "c-upgraded",
+            "items": [{"productId": "SKU-U", "quantity": 1, "price": 15.0}],
+            "totalAmount": 15.0,
+        },
+    }
+    assert call(w, "POST", "/orders", body).status == 202
+    assert settled(w, "new-1")["status"] == "CONFIRMED"
+
+    # Then the history shows the order from before and the new one, and the totals of both
+    def history() -> dict[str, Any] | None:
+        answer = get(w, "/customers/c-upgraded/orders?limit=10").json
+        return answer if answer["totals"]["orders"] == 4 else None
+
+    view = eventually(history, what="the new order in the history")
+    assert [o["orderId"] for o in view["orders"]] == ["new-1", "old-1"]
+    assert view["totals"] == {"orders": 4, "confirmed": 3, "spent": 55.0}

@@ -142,8 +142,11 @@ async def read_all(consumer: AIOKafkaConsumer, topic: str) -> list[Any]:
     while remaining:
         batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=10_000)
         for tp, msgs in batch.items():
-            records.extend(msgs)
-            if msgs and msgs[-1].offset >= ends[tp] - 1:
+            records.extend(r for r in msgs if r.offset < ends[tp])
+        # By position, not by the last record's offset: a transaction's commit marker takes an
+        # offset, and no consumer receives it (a topic exactly-once workers wrote ends in one)
+        for tp in list(remaining):
+            if await consumer.position(tp) >= ends[tp]:
                 remaining.discard(tp)
     return records
 

@@ -5,11 +5,16 @@ And the throughput scenario with two workers: both work, and their CPU is summed
 
 from __future__ import annotations
 
+import asyncio
 import math
+import uuid
+from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bench import raw_loop, throughput
+from bench import kafka_io, raw_loop, throughput
 from bench.config import BenchConfig
 from devtools.broker import LocalBroker
 
@@ -47,3 +52,35 @@ def test_two_workers_settle_every_order_and_their_cpu_adds_up(own_kafka: LocalBr
     assert run.cpu_ms_per_order == pytest.approx(run.cpu_s * 1000 / ORDERS)
     assert run.records_per_order == pytest.approx(run.consumed_per_order + run.produced_per_order)
     assert run.orders_per_s > 0 and run.peak_rss_mb > 0
+
+
+async def _transactional(bootstrap: str, topic: str, n: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"{topic}-tx")
+    await producer.start()
+    try:
+        async with producer.transaction():
+            for i in range(n):
+                await producer.send(topic, f"v{i}".encode(), key=b"k")
+    finally:
+        await producer.stop()
+
+
+async def _read_back(bootstrap: str, topic: str) -> list[Any]:
+    async with kafka_io.probe(bootstrap) as consumer:
+        return await asyncio.wait_for(kafka_io.read_all(consumer, topic), timeout=30)
+
+
+def test_a_topic_written_in_transactions_is_read_to_its_end(kafka: LocalBroker) -> None:
+    # Given a topic a transactional producer wrote (exactly-once workers do): after the records,
+    # the transaction's commit marker takes an offset no consumer ever receives
+    topic = f"bench-tx-{uuid.uuid4().hex[:8]}"
+    asyncio.run(_transactional(kafka.bootstrap, topic, 3))
+    # When the benchmark reads it back, Then it gets every record and stops at the end
+    records = asyncio.run(_read_back(kafka.bootstrap, topic))
+    assert [r.value for r in records] == [b"v0", b"v1", b"v2"]

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     # against older state, which can decide differently (the chaos test showed it); in
     # exactly_once mode the events and the state commit together. False: no table writes back.
     table_write_back: bool | None = None
+    # At least once, the saga's stock commits go out at each offset commit, one record per
+    # partition of inventory-requests with the commits decided since the last one
+    # (orderstream/worker/commit_batches.py), not one record per order line. A commit holds
+    # nothing up (the order is confirmed already); the product's hold is sold one commit interval
+    # later at most. False: one CommitStock per line, sent at once (always in exactly_once mode).
+    commit_batches: bool = True
     # A crashed worker's partitions move after this long without heartbeats.
     session_timeout_s: float = 10.0
     partition_watchdog_s: float = 2.0  # see orderstream/worker/timers/partition_watchdog.py

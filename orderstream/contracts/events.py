@@ -137,6 +137,22 @@ class CommitStock(_Envelope):
     data: StockLine
 
 
+class StockCommits(_Model):
+    # The record's key: the first commit's product. Every commit's product belongs to this
+    # key's partition of inventory-requests (they are batched by partition).
+    productId: Id
+    commits: Annotated[list[CommitStock], Field(min_length=1, max_length=10_000)]
+
+
+class CommitStockBatch(_Envelope):
+    """The commits a saga worker decided between two offset commits, for the products of one
+    partition of inventory-requests, in the order decided: one record instead of one per order
+    line. Each commit is applied as if it had come alone, at this record's offset."""
+
+    eventType: Literal["CommitStockBatch"] = "CommitStockBatch"
+    data: StockCommits
+
+
 class StockAdjustmentData(_Model):
     adjustmentId: Id
     productId: Id
@@ -245,7 +261,7 @@ class SagaTimedOut(_Envelope):
     data: SagaTimeoutData
 
 
-InventoryCommand: TypeAlias = ReserveStock | ReleaseStock | CommitStock
+InventoryCommand: TypeAlias = ReserveStock | ReleaseStock | CommitStock | CommitStockBatch
 InventoryInput: TypeAlias = InventoryCommand | StockAdjusted
 InventoryEvent: TypeAlias = StockReserved | StockRejected
 PaymentEvent: TypeAlias = PaymentSucceeded | PaymentFailed
@@ -266,6 +282,7 @@ ALL_EVENTS: tuple[type[_Envelope], ...] = (
     ReserveStock,
     ReleaseStock,
     CommitStock,
+    CommitStockBatch,
     StockAdjusted,
     StockReserved,
     StockRejected,

@@ -163,6 +163,7 @@ _ROUTES: dict[str, tuple[str, str]] = {
     "ReserveStock": ("inventory_requests", "productId"),
     "ReleaseStock": ("inventory_requests", "productId"),
     "CommitStock": ("inventory_requests", "productId"),
+    "CommitStockBatch": ("inventory_requests", "productId"),
     "StockAdjusted": ("stock_adjustments", "productId"),
     "StockReserved": ("inventory_events", "orderId"),
     "StockRejected": ("inventory_events", "orderId"),

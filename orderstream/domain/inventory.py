@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -110,6 +111,21 @@ def commit(stock: ProductStock | None, cmd: CommitStock) -> Decision[ProductStoc
     return _settle_hold(stock, cmd.data.orderId, "sold")
 
 
+def commit_all(
+    stock: ProductStock | None, cmds: Sequence[CommitStock]
+) -> tuple[ProductStock | None, list[Decision[ProductStock]]]:
+    """Commit several holds of one product in turn (a batch's commits of that product): the
+    stock after them (None: unchanged) and each commit's decision (a new state: it sold its
+    hold; a duplicate: the hold was taken already)."""
+    decisions = []
+    changed: ProductStock | None = None
+    for cmd in cmds:
+        decision = commit(changed or stock, cmd)
+        decisions.append(decision)
+        changed = decision.state or changed
+    return changed, decisions
+
+
 def adjust(stock: ProductStock | None, cmd: StockAdjusted) -> Decision[ProductStock]:
     adj = cmd.data
     stock = stock or ProductStock(productId=adj.productId)
@@ -142,7 +158,10 @@ def apply(
         return release(stock, cmd)
     if isinstance(cmd, CommitStock):
         return commit(stock, cmd)
-    return adjust(stock, cmd)
+    if isinstance(cmd, StockAdjusted):
+        return adjust(stock, cmd)
+    state, _ = commit_all(stock, cmd.data.commits)
+    return Decision(state, duplicate=state is None)
 
 
 def redelivered(stock: ProductStock | None, cmd: InventoryInput) -> list[StockReserved]:

@@ -18,7 +18,7 @@ among the newest of each part.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -242,27 +242,39 @@ def sale_of(cmd: CommitStock) -> Sale:
 def record_sale(
     sales: ProductSales | None, sale: Sale, topic: str, offset: int
 ) -> Decision[ProductSales]:
-    """Add a sold line to its product's hour of `sale.at`, once: `topic` and `offset` name the
-    commit record that sold it, and a record at or below the watermark is dropped.
+    """`record_sales` of one sold line."""
+    return record_sales(sales, [sale], topic, offset)
+
+
+def record_sales(
+    sales: ProductSales | None, sold: Sequence[Sale], topic: str, offset: int
+) -> Decision[ProductSales]:
+    """Add sold lines of one product to its hours (of each `sale.at`), once: `topic` and
+    `offset` name the commit record that sold them (a batch of commits sells several lines of a
+    product at one offset), and a record at or below the watermark is dropped.
 
     Buckets older than SALES_RETENTION_H hours before the newest one are dropped, and a sale
     that old is not added: the result does not depend on the order sales arrive in.
     """
     if sales is not None and already_applied(sales.applied, topic, offset):
         return Decision(duplicate=True)
-    if sales is not None and sales.productId != sale.productId:
-        raise RuleViolation("validation", f"a sale of {sale.productId} for {sales.productId}")
-    sales = sales or ProductSales(productId=sale.productId)
-    hour = hour_of(sale.at)
+    if not sold:
+        return Decision()
+    product = sales.productId if sales is not None else sold[0].productId
+    for other in (s.productId for s in sold if s.productId != product):
+        raise RuleViolation("validation", f"a sale of {other} for {product}")
+    sales = sales or ProductSales(productId=product)
     buckets = {b.hour: b for b in sales.hours}
-    was = buckets.get(hour, HourSales(hour=hour))
-    buckets[hour] = was.model_copy(
-        update={
-            "units": was.units + sale.quantity,
-            "revenueCents": was.revenueCents + sale.quantity * sale.priceCents,
-            "orders": was.orders + 1,
-        }
-    )
+    for sale in sold:
+        hour = hour_of(sale.at)
+        was = buckets.get(hour, HourSales(hour=hour))
+        buckets[hour] = was.model_copy(
+            update={
+                "units": was.units + sale.quantity,
+                "revenueCents": was.revenueCents + sale.quantity * sale.priceCents,
+                "orders": was.orders + 1,
+            }
+        )
     oldest = max(buckets) - (SALES_RETENTION_H - 1) * HOUR
     kept = [b for h, b in sorted(buckets.items()) if h >= oldest]
     return Decision(stamp(sales.model_copy(update={"hours": kept}), topic, offset))
@@ -301,28 +313,36 @@ def customer_view(
     }
 
 
-def merge_views(customer_id: str, parts: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+def merge_views(
+    customer_id: str, parts: list[dict[str, Any]], limit: int, *, listed: bool = True
+) -> dict[str, Any]:
     """A customer's history from the views of its parts: the newest `limit` orders of all (each
-    part gives its newest `limit`) and the totals of all; `listed`: the orders listed, newest
-    placed first, up to HISTORY_LIMIT (a listed order missing from `orders` has no summary)."""
+    part gives its newest `limit`) and the totals of all; `listed` (for the replay's
+    comparison): the orders listed, newest placed first, up to HISTORY_LIMIT (a listed order
+    missing from `orders` has no summary)."""
 
     def newest(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
         return sorted(rows, key=_placed_order, reverse=True)[:n]
 
-    totals = [p["totals"] for p in parts]
-    return {
+    totals = sum_totals(parts)
+    view: dict[str, Any] = {
         "customerId": customer_id,
         "orders": newest([o for p in parts for o in p["orders"]], limit),
-        "listed": [
-            r["orderId"]
-            for r in newest([r for p in parts for r in p.get("listed", ())], HISTORY_LIMIT)
-        ],
         "totals": {
-            "orders": sum(t["orders"] for t in totals),
-            "confirmed": sum(t["confirmed"] for t in totals),
-            "spent": sum(t["spentCents"] for t in totals) / 100,
+            "orders": totals["orders"],
+            "confirmed": totals["confirmed"],
+            "spent": totals["spentCents"] / 100,
         },
     }
+    if listed:
+        rows = newest([r for p in parts for r in p.get("listed", ())], HISTORY_LIMIT)
+        view["listed"] = [r["orderId"] for r in rows]
+    return view
+
+
+def sum_totals(parts: list[dict[str, Any]]) -> dict[str, int]:
+    """The totals of several parts' views, added up."""
+    return {k: sum(p["totals"][k] for p in parts) for k in ("orders", "confirmed", "spentCents")}
 
 
 def _placed_order(row: dict[str, Any]) -> tuple[datetime, str]:

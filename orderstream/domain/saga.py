@@ -264,12 +264,17 @@ def stock_reserved(
 ) -> Decision[OrderState]:
     product = ev.data.productId
     if state.terminal:
-        # A hold that lands after the order settled (a late or re-sent reserve) is released;
-        # after a commit the release finds no hold and changes nothing.
-        return Decision(
-            emit=_release(state, [ln for ln in state.lines if ln.productId == product], ev.eventId),
-            duplicate=True,
-        )
+        # A hold that lands after the order settled (a late or re-sent reserve) is released,
+        # or, the order being confirmed, committed: the answer to a reserve re-sent before the
+        # commit went out (commits are batched: orderstream/worker/commit_batches.py), whose
+        # release would reach the stock before the commit and put the sold units back. The
+        # commit is the order's own (same id): after it, it finds no hold and changes nothing.
+        lines = [ln for ln in state.lines if ln.productId == product]
+        if state.status == "CONFIRMED":
+            return Decision(
+                emit=_stock_commands(CommitStock, state, lines, ev.eventId), duplicate=True
+            )
+        return Decision(emit=_release(state, lines, ev.eventId), duplicate=True)
     line = next((ln for ln in state.lines if ln.productId == product), None)
     if line is None:
         return _out_of_order(state, ev, f"the order has no line for {product}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka.errors import IllegalOperation, ProducerFenced
@@ -29,6 +29,12 @@ from orderstream.faust_ext import write_back, write_through
 from orderstream.faust_ext.transactions import is_fenced
 
 log = logging.getLogger(__name__)
+
+
+#: Called at the start of every flush of the worker's producer (before each offset commit): the
+#: application's records kept back until then (orderstream/worker/commit_batches.py) are handed
+#: to the producer here, and the flush waits for them like for every other record.
+before_flush: list[Callable[[], Awaitable[None]]] = []
 
 
 class WorkerFenced(Exception):
@@ -165,7 +171,11 @@ class Producer(faust_aiokafka.Producer):
         marker, which names the commit that sold a hold, outlives the stock that took it off
         (orderstream/worker/agents/inventory.py). One such cycle at a time, so that a key's
         values reach the changelog in the order they were set (write_back.Table.send_writes).
-        In exactly-once mode the transaction makes them all visible at once, or none."""
+        In exactly-once mode the transaction makes them all visible at once, or none.
+
+        First of all, the records kept back for the flush (`before_flush`) are sent."""
+        for hook in before_flush:
+            await hook()
         tables = [t for t in list(self.app.tables.values()) if isinstance(t, write_back.Table)]
         if self.app.in_transaction:
             for table in tables:

@@ -132,6 +132,61 @@ def _producer_span(
         yield {k: v.encode() for k, v in carrier.items()}
 
 
+#: The trace context of each command a batch record carries (`carried_context`), in order,
+#: separated by commas ("-": none). A record has one `traceparent`; a batch's commands each
+#: belong to their own order's trace.
+CONTEXTS_HEADER = "x-traceparents"
+
+
+def carried_context(headers: dict[str, bytes]) -> str:
+    """The traceparent in the headers `producing` yielded ("-": tracing is off)."""
+    return headers.get("traceparent", b"-").decode("ascii", "replace")
+
+
+def each_consumed(
+    hop: str, event_type: str, event: Any, order_ids: Sequence[str]
+) -> AbstractContextManager[None]:
+    """A CONSUMER span "`hop` `event_type`" per command of a batch record (the Faust `event`),
+    each child of the span its own context names (`CONTEXTS_HEADER`), open while the block runs;
+    `order_ids`: the commands' orders, in the batch's order."""
+    tracer = _on.tracer
+    if tracer is None:
+        return _UNTRACED
+    return _consumer_spans(tracer, hop, event_type, event, order_ids)
+
+
+@contextmanager
+def _consumer_spans(
+    tracer: trace.Tracer, hop: str, event_type: str, event: Any, order_ids: Sequence[str]
+) -> Iterator[None]:
+    raw = bytes((event.headers or {}).get(CONTEXTS_HEADER, b"")).decode("ascii", "replace")
+    contexts = raw.split(",") if raw else []
+    msg = event.message
+    opened = []
+    for n, order_id in enumerate(order_ids):
+        parent = contexts[n] if n < len(contexts) else "-"
+        carrier = {"traceparent": parent} if parent != "-" else {}
+        attributes = {
+            **_attributes(msg.topic, event_type, order_id),
+            "messaging.kafka.partition": msg.partition,
+            "messaging.kafka.offset": msg.offset,
+            "orderstream.hop": hop,
+        }
+        opened.append(
+            tracer.start_span(
+                f"{hop} {event_type}",
+                context=_PROPAGATOR.extract(carrier),
+                kind=SpanKind.CONSUMER,
+                attributes=attributes,
+            )
+        )
+    try:
+        yield
+    finally:
+        for span in opened:
+            span.end()
+
+
 @contextmanager
 def internal(name: str, order_id: str) -> Iterator[None]:
     """An INTERNAL span for work inside a hop that is not a Kafka record (the saga's inline

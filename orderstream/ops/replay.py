@@ -23,7 +23,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from orderstream.contracts.events import CommitStock, StatusEvent, decode
+from orderstream.contracts.events import CommitStock, CommitStockBatch, StatusEvent, decode
 from orderstream.contracts.topics import TopicSpec, accepted_types, changelog_topic, registry
 from orderstream.domain.projections import (
     HISTORY_LIMIT,
@@ -31,19 +31,20 @@ from orderstream.domain.projections import (
     OrderSummary,
     Origin,
     ProductSales,
+    Sale,
     customer_view,
     history_key,
     listed_key,
     merge_views,
     newly_listed,
     record_order,
-    record_sale,
+    record_sales,
     sale_of,
     summarize,
 )
 from orderstream.errors import EventError
 from orderstream.kafka.auth import client_options
-from orderstream.kafka.partitioner import entity_key, misplaced
+from orderstream.kafka.partitioner import entity_key, key_hash, misplaced
 from orderstream.kafka.reader import partitions_of, read_topic
 from orderstream.settings import Settings
 
@@ -55,7 +56,7 @@ MODELS = ("customer_orders", "product_sales")  # the tables, by name
 @dataclass
 class ReadModels:
     """Every read model, by key: `apply` is what the saga does with an outcome it announces
-    (orderstream/worker/customer_history.py), `apply_commit` what the inventory agent does for
+    (orderstream/worker/customer_history.py), `apply_commits` what the inventory agent does for
     the sales."""
 
     customers: dict[str, CustomerOrders] = field(default_factory=dict)  # by history_key
@@ -75,17 +76,22 @@ class ReadModels:
                 self.listed[listed_key(key, added)] = summary
             self.customers[key] = history
 
-    def apply_commit(self, cmd: CommitStock, topic: str, offset: int) -> None:
-        """A commit at `offset` of `topic`, in its product's partition. The replay has no stock
-        levels: the first commit of an order's line is the one that sold its hold (the saga
-        commits a line only once it is reserved; a commit re-sent later finds it sold)."""
-        line = (cmd.data.productId, cmd.data.orderId)
-        if line in self.committed:
-            return
-        self.committed.add(line)
-        sales = record_sale(self.sales.get(line[0]), sale_of(cmd), topic, offset).state
-        if sales is not None:
-            self.sales[line[0]] = sales
+    def apply_commits(self, cmds: list[CommitStock], topic: str, offset: int) -> None:
+        """The commits of one record at `offset` of `topic` (one, or a batch's), in their
+        products' partition. The replay has no stock levels: the first commit of an order's
+        line is the one that sold its hold (the saga commits a line only once it is reserved;
+        a commit re-sent later finds it sold)."""
+        sold: dict[str, list[Sale]] = {}
+        for cmd in cmds:
+            line = (cmd.data.productId, cmd.data.orderId)
+            if line in self.committed:
+                continue
+            self.committed.add(line)
+            sold.setdefault(line[0], []).append(sale_of(cmd))
+        for product, sales in sold.items():
+            state = record_sales(self.sales.get(product), sales, topic, offset).state
+            if state is not None:
+                self.sales[product] = state
 
     def views(self) -> dict[str, dict[str, Any]]:
         """What readers see, by model and key (without the watermarks, which are bookkeeping)."""
@@ -195,8 +201,17 @@ def _commit(models: ReadModels, spec: TopicSpec, rec: Any, progress: Progress) -
         progress.skipped += 1
         return
     key = entity_key(spec, cmd)
-    if isinstance(cmd, CommitStock) and key is not None and not misplaced(rec, spec, key):
-        models.apply_commit(cmd, rec.topic, rec.offset)
+    if key is None or misplaced(rec, spec, key):
+        return
+    if isinstance(cmd, CommitStock):
+        models.apply_commits([cmd], rec.topic, rec.offset)
+    elif isinstance(cmd, CommitStockBatch):  # the commits of other partitions: sent there alone
+        home = [c for c in cmd.data.commits if _home(spec, c.data.productId) == rec.partition]
+        models.apply_commits(home, rec.topic, rec.offset)
+
+
+def _home(spec: TopicSpec, key: str) -> int:
+    return key_hash(key.encode()) % spec.partitions
 
 
 def _before(records: list[Any], end: int) -> Iterator[Any]:

@@ -31,6 +31,13 @@ def _specs_by_name() -> dict[str, TopicSpec]:
     return {spec.name: spec for spec in registry(settings).values()}
 
 
+def home_partition(topic: str, key: str) -> int | None:
+    """The partition of a registry topic (by name) that Kafka's default partitioner gives `key`
+    (None: not a registry topic, as in agent tests)."""
+    spec = _specs_by_name().get(topic)
+    return None if spec is None else key_hash(key.encode()) % spec.partitions
+
+
 def _home_key(event: Any, decoded: Event) -> bytes | None:
     """The entity's key when the record is away from it, or from that key's partition."""
     spec = _specs_by_name().get(event.message.topic)

@@ -15,17 +15,23 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from orderstream.contracts.events import CommitStock, InventoryInput, ReserveStock, decode
+from orderstream.contracts.events import (
+    CommitStock,
+    CommitStockBatch,
+    InventoryInput,
+    ReserveStock,
+    decode,
+)
 from orderstream.contracts.topics import accepted_types
 from orderstream.domain import inventory, projections
 from orderstream.domain.common import Decision
 from orderstream.domain.inventory import ProductStock
-from orderstream.observability import metrics
+from orderstream.observability import metrics, tracing
 from orderstream.observability.tracing import traced
 from orderstream.worker.app import app, publish, relay, topic, topic_name
 from orderstream.worker.apply import apply_once
 from orderstream.worker.dead_letters import guarded
-from orderstream.worker.repartition import away_from_home, rehomed
+from orderstream.worker.repartition import away_from_home, home_partition, rehomed
 from orderstream.worker.tables.committed_holds import mark_committed, was_committed
 from orderstream.worker.tables.inventory import get_stock, put_stock
 from orderstream.worker.tables.product_sales import get_sales, put_sales
@@ -51,6 +57,9 @@ async def _handle(event: Any) -> None:
         return
     if await rehomed(event, cmd):  # placed by another partitioner: applied where it belongs
         return
+    if isinstance(cmd, CommitStockBatch):
+        await _commit_batch(event, cmd)
+        return
     # The stock is written last (by apply_once), after the marker and the sale: a step that
     # failed half-way (retried in place) or whose writes were partly lost comes again through
     # the rules, not as a redelivery.
@@ -67,6 +76,48 @@ async def _handle(event: Any) -> None:
         await publish(out)
 
 
+async def _commit_batch(event: Any, batch: CommitStockBatch) -> None:
+    """Each product's commits of a batch in one step of its stock, at the batch's offset; a
+    commit whose product belongs to another partition (the batch was placed there by mistake)
+    is sent there on its own."""
+    msg = event.message
+    by_product: dict[str, list[CommitStock]] = {}
+    for commit in batch.data.commits:
+        if home_partition(msg.topic, commit.data.productId) not in (msg.partition, None):
+            await publish(commit)
+            continue
+        by_product.setdefault(commit.data.productId, []).append(commit)
+    orders = [c.data.orderId for c in batch.data.commits]
+    with tracing.each_consumed("inventory", "CommitStock", event, orders):
+        for product, commits in by_product.items():
+            await apply_once(
+                "inventory",
+                event,
+                product,
+                get=get_stock,
+                put=put_stock,
+                decide=partial(_decide_commits, commits, msg),
+                redelivered=partial(_redelivered_commits, commits, msg),
+            )
+
+
+async def _decide_commits(
+    commits: list[CommitStock], msg: Any, stock: ProductStock | None
+) -> Decision[ProductStock]:
+    state, decisions = inventory.commit_all(stock, commits)
+    for decision in decisions:
+        metrics.inventory_decided(decision)
+    _committed(commits, msg, sold=[d.state is not None for d in decisions])
+    return Decision(state)
+
+
+async def _redelivered_commits(
+    commits: list[CommitStock], msg: Any, stock: ProductStock
+) -> Decision[ProductStock]:
+    _committed(commits, msg, sold=[False] * len(commits))
+    return Decision()
+
+
 async def _decide(
     cmd: InventoryInput, msg: Any, stock: ProductStock | None
 ) -> Decision[ProductStock]:
@@ -77,7 +128,7 @@ async def _decide(
     decision = inventory.apply(stock, cmd, committed)
     metrics.inventory_decided(decision)
     if isinstance(cmd, CommitStock):
-        _committed(cmd, msg, sold=decision.state is not None)
+        _committed([cmd], msg, sold=[decision.state is not None])
     return decision
 
 
@@ -85,21 +136,26 @@ async def _redelivered(
     cmd: InventoryInput, msg: Any, stock: ProductStock
 ) -> Decision[ProductStock]:
     if isinstance(cmd, CommitStock):
-        _committed(cmd, msg, sold=False)
+        _committed([cmd], msg, sold=[False])
     return Decision(emit=[*inventory.redelivered(stock, cmd)])
 
 
-def _committed(cmd: CommitStock, msg: Any, *, sold: bool) -> None:
-    """Mark the order's hold committed (its changelog write may have been lost before) and
-    record the sale if this very record sold the hold (`sold`: it did now; a redelivery or a
-    step done again knows it from the marker). The sale's own watermark drops it if it was
-    recorded before, so a sale is recorded once however often its commit comes."""
-    line = cmd.data
-    seller = mark_committed(line.productId, line.orderId, msg.offset if sold else None)
-    if seller != msg.offset:  # sold by another commit, or by none
+def _committed(commits: list[CommitStock], msg: Any, *, sold: list[bool]) -> None:
+    """Mark each order's hold of the product committed (its changelog write may have been lost
+    before) and record the sales this very record made (`sold`: a commit sold its hold now; a
+    redelivery or a step done again knows it from the marker). The sales' own watermark drops
+    them if they were recorded before, so a sale is recorded once however often its commit
+    comes. `commits`: one product's, all of this record."""
+    made = []
+    for cmd, now in zip(commits, sold, strict=True):
+        line = cmd.data
+        seller = mark_committed(line.productId, line.orderId, msg.offset if now else None)
+        if seller == msg.offset:  # sold by this record (not by another commit, or by none)
+            made.append(projections.sale_of(cmd))
+    if not made:
         return
-    before = get_sales(line.productId)
-    decision = projections.record_sale(before, projections.sale_of(cmd), msg.topic, msg.offset)
+    before = get_sales(commits[0].data.productId)
+    decision = projections.record_sales(before, made, msg.topic, msg.offset)
     if decision.duplicate:
         metrics.duplicate_dropped("projections")  # a read model's repeat
     sales = decision.state or before

@@ -26,6 +26,7 @@ from functools import partial
 from typing import Any
 
 from orderstream.contracts.events import (
+    CommitStock,
     Event,
     PaymentRequested,
     SagaInput,
@@ -40,7 +41,7 @@ from orderstream.domain.projections import ORIGIN_HEADER, SOURCES, Origin
 from orderstream.domain.saga import OrderState
 from orderstream.observability import metrics, tracing
 from orderstream.observability.tracing import traced
-from orderstream.worker import customer_history, payment_service
+from orderstream.worker import commit_batches, customer_history, payment_service
 from orderstream.worker.app import app, publish, settings, topic, topic_name
 from orderstream.worker.apply import apply_once
 from orderstream.worker.dead_letters import guarded
@@ -78,6 +79,9 @@ async def handle(event: Any) -> None:
         redelivered=partial(_redelivered, ev),
     )
     for out in emit:
+        if isinstance(out, CommitStock) and commit_batches.ENABLED:
+            commit_batches.add(out)  # sent with the next offset commit, batched
+            continue
         if not isinstance(out, StatusEvent):
             await publish(out)
             continue

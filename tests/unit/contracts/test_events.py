@@ -18,6 +18,7 @@ from orderstream.contracts.events import (
     MAX_EVENT_BYTES,
     VERSIONS,
     CommitStock,
+    CommitStockBatch,
     Event,
     OrderCancelled,
     OrderConfirmed,
@@ -37,6 +38,7 @@ from orderstream.contracts.events import (
     SagaTimeoutData,
     StockAdjusted,
     StockAdjustmentData,
+    StockCommits,
     StockLine,
     StockRejected,
     StockReserved,
@@ -161,6 +163,23 @@ SAMPLES: dict[type, list[Event]] = {
     CommitStock: [
         CommitStock(eventId="e-4", timestamp=T, data=LINE),
         CommitStock(eventId="e-4p", timestamp=T, data=LINE.model_copy(update={"price": 12.5})),
+    ],
+    CommitStockBatch: [
+        CommitStockBatch(
+            eventId="e-4b",
+            timestamp=T,
+            data=StockCommits(
+                productId="p-1",
+                commits=[
+                    CommitStock(eventId="e-4", timestamp=T, data=LINE),
+                    CommitStock(
+                        eventId="e-4q",
+                        timestamp=T,
+                        data=LINE.model_copy(update={"orderId": "o-2", "price": 3.0}),
+                    ),
+                ],
+            ),
+        )
     ],
     StockAdjusted: [
         StockAdjusted(

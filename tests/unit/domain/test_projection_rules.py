@@ -406,7 +406,7 @@ def interleave(logs: list[Log], seed: int) -> ReadModels:
 
     def apply(record: StatusEvent | CommitStock, offset: int, p: int) -> None:
         if isinstance(record, CommitStock):
-            models.apply_commit(record, TOPIC, offset)
+            models.apply_commits([record], TOPIC, offset)
         else:
             models.apply(record, at(p, offset), p)
 

@@ -16,7 +16,7 @@ def models(*orders: str) -> ReadModels:
         ev = outcome(order)
         rebuilt.apply(ev, Origin(partition=0, offset=n), 0)
         for c in commits(ev):
-            rebuilt.apply_commit(c, TOPIC, offset)
+            rebuilt.apply_commits([c], TOPIC, offset)
             offset += 1
     return rebuilt
 
@@ -35,7 +35,7 @@ def test_the_first_commit_of_a_line_sells_it_and_a_re_sent_one_does_not() -> Non
     rebuilt = models("o-1")
     before = rebuilt.sales["p-1"]
 
-    rebuilt.apply_commit(commit("o-1", "p-1"), TOPIC, 99)  # the saga sent it again, later
+    rebuilt.apply_commits([commit("o-1", "p-1")], TOPIC, 99)  # the saga sent it again, later
 
     assert rebuilt.sales["p-1"] == before
     assert (before.hours[0].units, before.hours[0].revenueCents) == (2, 2000)

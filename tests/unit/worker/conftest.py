@@ -35,7 +35,8 @@ class Captured(list[Event]):
 
 
 def capture_publish(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> Captured:
-    """What `module` publishes (and relays, if it does), captured instead of sent."""
+    """What `module` publishes (and relays, and keeps for a batch of commits, if it does),
+    captured instead of sent."""
     out = Captured()
 
     async def capture(event: Event, headers: dict[str, bytes] | None = None) -> None:
@@ -47,7 +48,14 @@ def capture_publish(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> Capt
     ) -> None:
         out.relayed.append((role, key, event, headers))
 
+    def keep(event: Event) -> None:  # a stock commit kept for the next flush, batched
+        out.append(event)
+        out.headers.append(None)
+
     monkeypatch.setattr(module, "publish", capture)
+    batches = getattr(module, "commit_batches", None)
+    if batches is not None:
+        monkeypatch.setattr(batches, "add", keep)
     if hasattr(module, "relay"):
         monkeypatch.setattr(module, "relay", relay)
     return out

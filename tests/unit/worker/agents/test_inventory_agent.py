@@ -12,10 +12,12 @@ import pytest
 import orderstream.worker.agents.inventory as inventory_agent_module
 from orderstream.contracts.events import (
     CommitStock,
+    CommitStockBatch,
     Event,
     ReserveStock,
     StockAdjusted,
     StockAdjustmentData,
+    StockCommits,
     StockLine,
     encode,
     utcnow,
@@ -359,3 +361,84 @@ async def test_a_commit_whose_step_failed_half_way_is_retried_and_counts_once(
         assert not failures
         assert sold_units("SKU-S8") == (7, 0, 3)
         assert sales_of("SKU-S8") == (3, 750, 1)
+
+
+# --- batches of commits (orderstream/worker/commit_batches.py) ------------------------------
+
+
+def batch(*lines: tuple[str, int, str]) -> bytes:
+    """A CommitStockBatch of (order, quantity, product) commits, priced 2.5 each."""
+    commits = [
+        CommitStock(
+            eventId=f"CommitStock-{order}-{sku}",
+            timestamp=utcnow(),
+            data=StockLine(orderId=order, productId=sku, quantity=qty, price=2.5),
+        )
+        for order, qty, sku in lines
+    ]
+    return encode(
+        CommitStockBatch(
+            eventId=f"{commits[0].eventId}+{len(commits) - 1}",
+            timestamp=utcnow(),
+            data=StockCommits(productId=commits[0].data.productId, commits=commits),
+        )
+    )
+
+
+async def test_a_batch_sells_each_hold_once_and_records_each_sale(sent: Captured) -> None:
+    lines = [("o-1", 3, "SKU-B1"), ("o-2", 1, "SKU-B2"), ("o-3", 2, "SKU-B1")]
+    async with inventory_agent.test_context() as agent:
+        # Given 10 of two products, held for three orders' lines
+        for sku in ("SKU-B1", "SKU-B2"):
+            await agent.put(restock(10, sku), key=sku.encode())
+        for order, qty, sku in lines:
+            await agent.put(line_cmd(ReserveStock, order, qty, sku), key=sku.encode())
+        sent.clear()
+        offset = agent.sent_offset
+
+        # When one batch commits the three lines (two of them of one product)
+        await agent.put(batch(*lines), key=b"SKU-B1")
+
+        # Then each hold is sold, each sale counted, each marker names the batch's record
+        assert sold_units("SKU-B1") == (5, 0, 5) and sold_units("SKU-B2") == (9, 0, 1)
+        assert sales_of("SKU-B1") == (5, 1250, 2) and sales_of("SKU-B2") == (1, 250, 1)
+        sold_by = f"sold@{offset}".encode()
+        for order, _, sku in lines:
+            assert stored(committed_table, f"{sku}\x1f{order}".encode()) == sold_by
+        assert list(sent) == []
+
+        # When the batch is redelivered (a crash before its offset commit), and sent again
+        agent.sent_offset = offset
+        await agent.put(batch(*lines), key=b"SKU-B1")
+        await agent.put(batch(*lines), key=b"SKU-B1")
+
+        # Then nothing is sold or counted again
+        assert sold_units("SKU-B1") == (5, 0, 5) and sold_units("SKU-B2") == (9, 0, 1)
+        assert sales_of("SKU-B1") == (5, 1250, 2) and sales_of("SKU-B2") == (1, 250, 1)
+
+
+@pytest.mark.parametrize("lost", [("sales",), ("stock",), ("stock", "sales")], ids="+".join)
+async def test_a_batch_redelivered_after_a_crash_sells_and_counts_once(
+    sent: Captured, lost: tuple[str, ...]
+) -> None:
+    sku = "SKU-BL-" + "-".join(lost)
+    lines = [("o-1", 3, sku), ("o-2", 2, sku)]
+    tables = {"stock": stock_table, "sales": product_sales_table}
+    async with inventory_agent.test_context() as agent:
+        await agent.put(restock(10, sku), key=sku.encode())
+        for order, qty, _ in lines:
+            await agent.put(line_cmd(ReserveStock, order, qty, sku), key=sku.encode())
+        before = {name: stored(table, sku.encode()) for name, table in tables.items()}
+        offset = agent.sent_offset
+        await agent.put(batch(*lines), key=sku.encode())
+        # Given a crash that lost these writes of the batch's step, and kept the others
+        for name in lost:
+            lose(tables[name], sku.encode(), before[name])
+
+        # When the batch is redelivered
+        agent.sent_offset = offset
+        await agent.put(batch(*lines), key=sku.encode())
+
+        # Then both holds are sold once and both sales counted once
+        assert sold_units(sku) == (5, 0, 5)
+        assert sales_of(sku) == (5, 1250, 2)

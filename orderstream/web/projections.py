@@ -18,6 +18,7 @@ from orderstream.domain.projections import (
     history_key,
     merge_views,
     sales_view,
+    sum_totals,
 )
 from orderstream.web import query
 from orderstream.web.cluster import active_partitions, from_every_worker, owns, path_id, routed
@@ -53,17 +54,15 @@ class CustomerOrdersView(View):
         if request.query.get("scope") == "local":
             return self.json(await local())
         shares = await from_every_worker(customer_orders_table, request, local)
-        view = merge_views(customer_id, shares, limit)
-        del view["listed"]
+        view = merge_views(customer_id, shares, limit, listed=False)
         return self.json({**view, "servedBy": served_by()})
 
 
 def merge_part(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Parts of one worker as one part (what `customer_view` gives), for `merge_views`."""
-    totals = [p["totals"] for p in parts]
     return {
         "orders": [o for p in parts for o in p["orders"]],  # not `listed`: for the replay
-        "totals": {k: sum(t[k] for t in totals) for k in ("orders", "confirmed", "spentCents")},
+        "totals": sum_totals(parts),
     }
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from devtools import demo
 from devtools.broker import LocalBroker
@@ -76,6 +77,18 @@ def own_kafka(request: pytest.FixtureRequest) -> Iterator[LocalBroker]:
     rebalances sometimes leave partitions (standby ones too) unfetched (faust-streaming #629);
     modules whose assertions depend on a clean rebalance get a broker of their own."""
     yield from _broker("kafka-" + request.module.__name__.rsplit(".", 1)[-1])
+
+
+async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    """A topic on the broker, with one replica (for tests that write their own records)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+        )
+    finally:
+        await admin.close()
 
 
 class Stack:

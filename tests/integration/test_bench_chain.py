@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench import kafka_io, raw_loop, throughput
 from bench.config import BenchConfig
 from devtools.broker import LocalBroker
+from tests.integration.conftest import create_topic
 
 pytestmark = pytest.mark.integration  # the real broker and real worker processes
 
@@ -55,12 +55,7 @@ def test_two_workers_settle_every_order_and_their_cpu_adds_up(own_kafka: LocalBr
 
 
 async def _transactional(bootstrap: str, topic: str, n: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
+    await create_topic(bootstrap, topic, 1)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"{topic}-tx")
     await producer.start()
     try:

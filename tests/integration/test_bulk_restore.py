@@ -12,12 +12,12 @@ from typing import Any, cast
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rocksdict import Options, Rdict
 
 from devtools.broker import LocalBroker
 from orderstream.faust_ext.bulk_restore import Span, restore, store_writer
 from orderstream.settings import Settings
+from tests.integration.conftest import create_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -50,12 +50,7 @@ class RocksStore:
 
 
 async def _changelog(bootstrap: str, topic: str, records: list[Record]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
-    finally:
-        await admin.close()
+    await create_topic(bootstrap, topic, 2)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     await producer.start()
     try:

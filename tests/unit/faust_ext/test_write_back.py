@@ -19,17 +19,12 @@ from faust.types import TP
 
 from orderstream.faust_ext import write_back
 from orderstream.faust_ext.tables import TableManager
-from orderstream.faust_ext.transport import broker_urls
+from tests.unit.faust_ext.conftest import offline_app
 
 
 @pytest.fixture
 def app() -> Iterator[faust.App]:
-    yield faust.App(
-        "write-back-test",
-        broker=broker_urls("kafka://127.0.0.1:1"),
-        store="memory://",
-        Table=write_back.Table,
-    )
+    yield offline_app("write-back-test", write_back.Table)
 
 
 class Ref:
@@ -149,13 +144,7 @@ async def test_a_rebalance_drops_the_values_not_stored_yet_of_kept_partitions_to
     """A worker paused past its session timeout lost partition 1, whose new owner wrote it, and
     was given it back: its values from before the pause were flushed over the new owner's
     (test_paused_worker: holds of confirmed orders put back in the stock)."""
-    app = faust.App(
-        "write-back-rebalance",
-        broker=broker_urls("kafka://127.0.0.1:1"),
-        store="memory://",
-        Table=write_back.Table,
-        TableManager=TableManager,
-    )
+    app = offline_app("write-back-rebalance", write_back.Table, TableManager=TableManager)
     table = cast(Any, app.Table("stock", key_type=bytes, value_type=bytes))
     for partition, key in ((0, b"sku-0"), (1, b"sku-1")):
         token = processing(app, partition)

@@ -17,18 +17,13 @@ from faust.types import TP
 
 from orderstream.faust_ext import write_through
 from orderstream.faust_ext.producer import ProducerBuffer
-from orderstream.faust_ext.transport import broker_urls
+from tests.unit.faust_ext.conftest import offline_app
 from tests.unit.faust_ext.test_write_back import processing
 
 
 @pytest.fixture
 def app() -> Iterator[faust.App]:
-    yield faust.App(
-        "write-through-test",
-        broker=broker_urls("kafka://127.0.0.1:1"),
-        store="memory://",
-        Table=write_through.Table,
-    )
+    yield offline_app("write-through-test", write_through.Table)
 
 
 class Producer:

@@ -147,11 +147,13 @@ def _committed(commits: list[CommitStock], msg: Any, *, sold: list[bool]) -> Non
     them if they were recorded before, so a sale is recorded once however often its commit
     comes. `commits`: one product's, all of this record."""
     made = []
+    seen: set[str] = set()
     for cmd, now in zip(commits, sold, strict=True):
         line = cmd.data
         seller = mark_committed(line.productId, line.orderId, msg.offset if now else None)
-        if seller == msg.offset:  # sold by this record (not by another commit, or by none)
-            made.append(projections.sale_of(cmd))
+        if seller == msg.offset and line.orderId not in seen:  # sold by this record (not by
+            made.append(projections.sale_of(cmd))  # another, or by none), counted once in it
+        seen.add(line.orderId)
     if not made:
         return
     before = get_sales(commits[0].data.productId)

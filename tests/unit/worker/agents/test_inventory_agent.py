@@ -442,3 +442,21 @@ async def test_a_batch_redelivered_after_a_crash_sells_and_counts_once(
         # Then both holds are sold once and both sales counted once
         assert sold_units(sku) == (5, 0, 5)
         assert sales_of(sku) == (5, 1250, 2)
+
+
+async def test_a_commit_twice_in_one_batch_sells_and_counts_once(sent: Captured) -> None:
+    """A saga step done again after a crash, or a reservation answered after the confirmation,
+    sends an order's commit again: both can fall into one batch."""
+    lines = [("o-1", 3, "SKU-B3"), ("o-2", 1, "SKU-B3"), ("o-1", 3, "SKU-B3")]
+    async with inventory_agent.test_context() as agent:
+        await agent.put(restock(10, "SKU-B3"), key=b"SKU-B3")
+        for order, qty, sku in lines[:2]:
+            await agent.put(line_cmd(ReserveStock, order, qty, sku), key=sku.encode())
+        offset = agent.sent_offset
+
+        await agent.put(batch(*lines), key=b"SKU-B3")
+        agent.sent_offset = offset
+        await agent.put(batch(*lines), key=b"SKU-B3")  # and redelivered
+
+        assert sold_units("SKU-B3") == (6, 0, 4)
+        assert sales_of("SKU-B3") == (4, 1000, 2)

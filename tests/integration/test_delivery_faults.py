@@ -272,6 +272,10 @@ def test_a_worker_killed_in_the_middle_of_a_table_flush_loses_nothing(
     statuses = [settled(w, order_id, timeout_s=120)["status"] for order_id in orders]
     _one_outcome_each(s, orders)
     assert _dead_letters(s) == 0
+    # (the confirmed orders' commits go out with the next offset commit)
+    eventually(
+        lambda: sum(get(w, f"/inventory/{sku}").json["held"] for sku in SKUS) == 0, 60, "holds"
+    )
     stock = [get(w, f"/inventory/{sku}").json for sku in SKUS]
     assert sum(st["held"] for st in stock) == 0
     assert sum(st["sold"] for st in stock) == statuses.count("CONFIRMED") <= 60

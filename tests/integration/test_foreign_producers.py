@@ -35,7 +35,7 @@ from orderstream.kafka.partitioner import partition_for
 from orderstream.kafka.reader import read_topic
 from orderstream.settings import Settings
 from tests.integration.conftest import Stack
-from tests.integration.webclient import get
+from tests.integration.webclient import eventually, get
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -374,6 +374,8 @@ def test_stock_adjustment_on_another_partition_keeps_one_stock_per_product(
     assert set(records) == {home}, {p: st.restocked for p, st in records.items()}
     # and the orders reserved from it
     _assert_settled(w, report, orders)
+    # (the confirmed orders' commits go out with the next offset commit)
+    eventually(lambda: orjson.loads(get(w, f"/inventory/{product}").text)["sold"] == 12, 60)
     stock = orjson.loads(get(w, f"/inventory/{product}").text)
     assert (stock["available"], stock["sold"]) == (3, 12), stock
     assert report.dead_letters == 0

@@ -208,6 +208,16 @@ class Settings(BaseSettings):
         return self.table_write_back is not False
 
     @property
+    def hold_markers(self) -> bool:
+        """Whether the inventory marks each committed hold (orderstream/worker/tables/
+        committed_holds.py): against a reserve that comes after its order's commit, from a saga
+        rebuilt behind the commit it sent. Not needed where the commits go in batches at least
+        once (sent only once the saga states that decided them are acknowledged:
+        orderstream/worker/commit_batches.py) and the stock and the sales write back (the sales
+        acknowledged first: a redelivered commit's sale is recorded already)."""
+        return not (self.commit_batches and not self.exactly_once and self.write_back_replayable)
+
+    @property
     def bootstrap_servers(self) -> str:
         """host:port list for plain Kafka clients (without the faust URL scheme)."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))

@@ -31,10 +31,13 @@ from orderstream.faust_ext.transactions import is_fenced
 log = logging.getLogger(__name__)
 
 
-#: Called at the start of every flush of the worker's producer (before each offset commit): the
-#: application's records kept back until then (orderstream/worker/commit_batches.py) are handed
-#: to the producer here, and the flush waits for them like for every other record.
-before_flush: list[Callable[[], Awaitable[None]]] = []
+#: Records kept back for the flush before each offset commit
+#: (orderstream/worker/commit_batches.py): each hook is called at the start of every flush of the
+#: worker's producer and takes what was kept back so far, returning what sends it (None: nothing
+#: kept). At least once, that is sent once every record put before the flush is acknowledged:
+#: the saga states that decided a batch's commits are in the changelog before the batch is.
+KeptBack = Callable[[], Callable[[], Awaitable[None]] | None]
+kept_back: list[KeptBack] = []
 
 
 class WorkerFenced(Exception):
@@ -160,31 +163,45 @@ class Producer(faust_aiokafka.Producer):
         return void
 
     async def flush(self) -> None:
-        """Faust's flush, after the write-back tables sent what was set since the last flush
-        (orderstream/faust_ext/write_back.py), over a copy of the transactional producers (a fenced
-        one is dropped while the others flush) and past a fenced one's error.
+        """Faust's flush, after the records kept back for it (`kept_back`) and the values the
+        write-back tables set since the last flush (orderstream/faust_ext/write_back.py) were
+        sent; over a copy of the transactional producers (a fenced one is dropped while the
+        others flush) and past a fenced one's error.
 
-        At least once, the write-back values are taken first, then every record put before
-        (the events and the write-through tables' records of the same steps) is acknowledged,
-        and only then are the values sent. A crash in the middle of the flush then never keeps
-        a written-back value without what its step wrote through: the inventory's committed-hold
-        marker, which names the commit that sold a hold, outlives the stock that took it off
-        (orderstream/worker/agents/inventory.py). One such cycle at a time, so that a key's
-        values reach the changelog in the order they were set (write_back.Table.send_writes).
-        In exactly-once mode the transaction makes them all visible at once, or none.
-
-        First of all, the records kept back for the flush (`before_flush`) are sent."""
-        for hook in before_flush:
-            await hook()
+        At least once, the kept-back records and the write-back values are taken first, then
+        every record put before (the events and the write-through tables' records of the same
+        steps) is acknowledged, and only then are they sent: the tables that flush first
+        (`write_back.Table.flush_first`), acknowledged, then the others. A crash in the middle
+        of the flush then never keeps a stock commit without the saga state that decided it (a
+        saga is never rebuilt behind a commit it sent, and never asks again for a hold that was
+        sold), nor a stock that sold a hold without the sale recorded (the product sales flush
+        first: orderstream/worker/agents/inventory.py). One such cycle at a time, so that a
+        key's values reach the changelog in the order they were set
+        (write_back.Table.send_writes). In exactly-once mode the transaction makes them all
+        visible at once, or none."""
         tables = [t for t in list(self.app.tables.values()) if isinstance(t, write_back.Table)]
         if self.app.in_transaction:
+            for take in kept_back:
+                send_kept = take()
+                if send_kept is not None:
+                    await send_kept()
             for table in tables:
                 await table.send_writes(self.app.consumer.transactions.send)
-        elif tables:
+        else:
             async with self._write_back_cycle:
-                taken = [(table, table.take_writes()) for table in tables]
-                await self._flush_sent()
-                for table, values in taken:
+                senders = [s for s in (take() for take in kept_back) if s is not None]
+                taken = [(t, values) for t in tables if (values := t.take_writes())]
+                if senders or taken:
+                    await self._flush_sent()
+                for send_kept in senders:
+                    await send_kept()
+                first = [(t, values) for t, values in taken if t.flush_first]
+                rest = [(t, values) for t, values in taken if not t.flush_first]
+                for table, values in first:
+                    await table.send_taken(values, self.send)
+                if first and rest:
+                    await self._flush_sent()
+                for table, values in rest:
                     await table.send_taken(values, self.send)
         await self._flush_sent()
         for client in list(self._transaction_producers.values()):

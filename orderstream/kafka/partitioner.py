@@ -37,7 +37,12 @@ def entity_key(spec: TopicSpec, event: Event) -> bytes | None:
     return None if value is None else str(value).encode()
 
 
+def home_of(spec: TopicSpec, key: bytes) -> int:
+    """The partition of the topic that Kafka's default partitioner gives `key`."""
+    return key_hash(key) % spec.partitions
+
+
 def misplaced(message: Any, spec: TopicSpec, key: bytes) -> bool:
     """Whether a record is away from its entity's key, or from that key's partition (the worker
     re-publishes it: orderstream/worker/repartition.py; the replay skips it)."""
-    return bool(message.key != key or key_hash(key) % spec.partitions != message.partition)
+    return bool(message.key != key or home_of(spec, key) != message.partition)

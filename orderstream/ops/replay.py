@@ -44,7 +44,7 @@ from orderstream.domain.projections import (
 )
 from orderstream.errors import EventError
 from orderstream.kafka.auth import client_options
-from orderstream.kafka.partitioner import entity_key, key_hash, misplaced
+from orderstream.kafka.partitioner import entity_key, home_of, misplaced
 from orderstream.kafka.reader import partitions_of, read_topic
 from orderstream.settings import Settings
 
@@ -206,12 +206,10 @@ def _commit(models: ReadModels, spec: TopicSpec, rec: Any, progress: Progress) -
     if isinstance(cmd, CommitStock):
         models.apply_commits([cmd], rec.topic, rec.offset)
     elif isinstance(cmd, CommitStockBatch):  # the commits of other partitions: sent there alone
-        home = [c for c in cmd.data.commits if _home(spec, c.data.productId) == rec.partition]
+        home = [
+            c for c in cmd.data.commits if home_of(spec, c.data.productId.encode()) == rec.partition
+        ]
         models.apply_commits(home, rec.topic, rec.offset)
-
-
-def _home(spec: TopicSpec, key: str) -> int:
-    return key_hash(key.encode()) % spec.partitions
 
 
 def _before(records: list[Any], end: int) -> Iterator[Any]:

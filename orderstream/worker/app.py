@@ -140,7 +140,7 @@ def _send_failed(topic: str, error: BaseException) -> None:
     metrics.send_failed(topic)
 
 
-def raw_table(name: str, help: str, *, replayable: bool = False) -> Any:
+def raw_table(name: str, help: str, *, replayable: bool = False, flush_first: bool = False) -> Any:
     """A changelog-backed RocksDB table of bytes -> bytes; we (de)serialize with the models.
 
     `replayable`: the table writes back once per commit (orderstream/faust_ext/write_back.py)
@@ -150,7 +150,10 @@ def raw_table(name: str, help: str, *, replayable: bool = False) -> Any:
     changes only by the records of one input partition (its command log), in their order, by
     rules that depend on nothing else. The saga's state decides events from several input
     topics, whose interleaving a replay does not repeat: it writes back in exactly-once mode
-    only (settings.table_write_back)."""
+    only (settings.table_write_back).
+
+    `flush_first`: a write-back table's values of a flush are acknowledged before the other
+    tables' are sent (orderstream/faust_ext/write_back.py `Table.flush_first`)."""
     # bytes as key and value type make Faust use the raw codec for the store and the changelog.
     options: dict[str, Any] = {
         "partitions": settings.partitions,
@@ -160,8 +163,12 @@ def raw_table(name: str, help: str, *, replayable: bool = False) -> Any:
         "options": rocksdb_options(settings),
     }
     if replayable and settings.write_back_replayable:
-        return app.tables.add(WriteBackTable(app, name=name, beacon=app.tables.beacon, **options))
-    return app.Table(name, **options)
+        table = app.tables.add(WriteBackTable(app, name=name, beacon=app.tables.beacon, **options))
+    else:
+        table = app.Table(name, **options)
+    if isinstance(table, WriteBackTable):
+        table.flush_first = flush_first
+    return table
 
 
 def rocksdb_options(s: Settings) -> dict[str, int]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from orderstream.contracts.events import Event
 from orderstream.contracts.topics import TopicSpec
-from orderstream.kafka.partitioner import entity_key, key_hash, misplaced
+from orderstream.kafka.partitioner import entity_key, home_of, misplaced
 from orderstream.observability import metrics
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def home_partition(topic: str, key: str) -> int | None:
     """The partition of a registry topic (by name) that Kafka's default partitioner gives `key`
     (None: not a registry topic, as in agent tests)."""
     spec = _specs_by_name().get(topic)
-    return None if spec is None else key_hash(key.encode()) % spec.partitions
+    return None if spec is None else home_of(spec, key.encode())
 
 
 def _home_key(event: Any, decoded: Event) -> bytes | None:
@@ -72,7 +72,7 @@ async def rehomed(event: Any, decoded: Event) -> bool:
         message.offset,
         decoded.eventType,
         message.key,
-        key_hash(key) % spec.partitions,
+        home_of(spec, key),
         key,
     )
     return True

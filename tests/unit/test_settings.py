@@ -88,6 +88,21 @@ def test_at_least_once_the_tables_whose_replay_decides_the_same_write_back() -> 
     }
 
 
+def test_the_sales_flush_before_the_stock_and_no_hold_is_marked_by_default() -> None:
+    """The default (commits in batches at least once, stock and sales written back) needs no
+    committed-hold markers; every other combination keeps them."""
+    from orderstream.settings import Settings
+    from orderstream.worker.app import settings
+
+    tables = _worker_tables()
+    assert [n for n, t in tables.items() if getattr(t, "flush_first", False)] == ["product_sales"]
+    assert settings.hold_markers is False
+    assert Settings(commit_batches=False).hold_markers
+    assert Settings(processing_guarantee="exactly_once").hold_markers
+    assert Settings(table_write_back=False).hold_markers
+    assert not Settings(table_write_back=True).hold_markers
+
+
 def test_the_producer_fills_batches_of_the_configured_size() -> None:
     from orderstream.worker.app import app, settings
 

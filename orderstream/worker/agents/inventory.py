@@ -32,6 +32,7 @@ from orderstream.worker.app import app, publish, relay, topic, topic_name
 from orderstream.worker.apply import apply_once
 from orderstream.worker.dead_letters import guarded
 from orderstream.worker.repartition import away_from_home, home_partition, rehomed
+from orderstream.worker.tables import committed_holds
 from orderstream.worker.tables.committed_holds import mark_committed, was_committed
 from orderstream.worker.tables.inventory import get_stock, put_stock
 from orderstream.worker.tables.product_sales import get_sales, put_sales
@@ -122,8 +123,10 @@ async def _decide(
     cmd: InventoryInput, msg: Any, stock: ProductStock | None
 ) -> Decision[ProductStock]:
     upto = -1 if stock is None else stock.applied.get(msg.topic, -1)
-    committed = isinstance(cmd, ReserveStock) and was_committed(
-        cmd.data.productId, cmd.data.orderId, upto
+    committed = (
+        committed_holds.ENABLED
+        and isinstance(cmd, ReserveStock)
+        and was_committed(cmd.data.productId, cmd.data.orderId, upto)
     )
     decision = inventory.apply(stock, cmd, committed)
     metrics.inventory_decided(decision)
@@ -141,19 +144,26 @@ async def _redelivered(
 
 
 def _committed(commits: list[CommitStock], msg: Any, *, sold: list[bool]) -> None:
-    """Mark each order's hold of the product committed (its changelog write may have been lost
-    before) and record the sales this very record made (`sold`: a commit sold its hold now; a
-    redelivery or a step done again knows it from the marker). The sales' own watermark drops
-    them if they were recorded before, so a sale is recorded once however often its commit
-    comes. `commits`: one product's, all of this record."""
+    """Record the sales this very record made (`sold`: a commit sold its hold now). The sales'
+    own watermark drops them if they were recorded before, so a sale is recorded once however
+    often its commit comes. `commits`: one product's, all of this record.
+
+    Where committed holds are marked (settings.hold_markers), mark each order's hold of the
+    product committed (its changelog write may have been lost before); a redelivery or a step
+    done again knows the sale from the marker, which names the record that sold the hold. Else
+    a redelivered commit's sale is recorded already: the product sales are flushed before the
+    stock (orderstream/faust_ext/producer.py `Producer.flush`)."""
     made = []
-    seen: set[str] = set()
-    for cmd, now in zip(commits, sold, strict=True):
-        line = cmd.data
-        seller = mark_committed(line.productId, line.orderId, msg.offset if now else None)
-        if seller == msg.offset and line.orderId not in seen:  # sold by this record (not by
-            made.append(projections.sale_of(cmd))  # another, or by none), counted once in it
-        seen.add(line.orderId)
+    if committed_holds.ENABLED:
+        seen: set[str] = set()
+        for cmd, now in zip(commits, sold, strict=True):
+            line = cmd.data
+            seller = mark_committed(line.productId, line.orderId, msg.offset if now else None)
+            if seller == msg.offset and line.orderId not in seen:  # sold by this record (not
+                made.append(projections.sale_of(cmd))  # by another, or by none), counted once
+            seen.add(line.orderId)
+    else:
+        made = [projections.sale_of(cmd) for cmd, now in zip(commits, sold, strict=True) if now]
     if not made:
         return
     before = get_sales(commits[0].data.productId)

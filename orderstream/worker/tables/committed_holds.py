@@ -8,12 +8,19 @@ The marker also names the commit that sold the hold, by its offset (in the produ
 of inventory-requests): that record, and no other, records the sale
 (orderstream/worker/agents/inventory.py). A commit that found no hold to sell marks "committed, sold
 by a record not known" where nothing was marked (the value every marker had before sales were
-recorded by the inventory)."""
+recorded by the inventory).
+
+Kept only where settings.hold_markers says so (`ENABLED`): where the saga's commits go in batches
+at least once (the default), no reserve comes after its order's commit and a commit's sale is
+recorded before its stock is flushed, and no marker is written (one changelog record per order
+line saved)."""
 
 from __future__ import annotations
 
 from orderstream.worker import chaos
-from orderstream.worker.app import raw_table
+from orderstream.worker.app import raw_table, settings
+
+ENABLED = settings.hold_markers
 
 # Written through at least once, while the stock writes back: a marker must outlive a crash
 # that loses the stock's values of the records not committed yet (`was_committed`), and each

@@ -24,6 +24,7 @@ from orderstream.contracts.events import (
 )
 from orderstream.worker.agents.inventory import inventory_agent
 from orderstream.worker.chaos import InjectedStoreError
+from orderstream.worker.tables import committed_holds
 from orderstream.worker.tables.committed_holds import committed_table
 from orderstream.worker.tables.inventory import get_stock, stock_table
 from orderstream.worker.tables.product_sales import get_sales, product_sales_table
@@ -35,6 +36,19 @@ pytestmark = pytest.mark.asyncio
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> Captured:
     return capture_publish(monkeypatch, inventory_agent_module)
+
+
+@pytest.fixture
+def markers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Committed holds marked (settings.hold_markers: single commits at least once, or the stock
+    writing through); the default, commits in batches and write-back, marks none."""
+    monkeypatch.setattr(committed_holds, "ENABLED", True)
+
+
+@pytest.fixture(params=[True, False], ids=["markers", "no-markers"])
+def hold_markers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    monkeypatch.setattr(committed_holds, "ENABLED", request.param)
+    return bool(request.param)
 
 
 # The table outlives one test_context, so each test uses its own product.
@@ -135,7 +149,7 @@ async def test_a_bad_record_is_dead_lettered_and_the_agent_goes_on(
 
 
 async def test_a_reserve_re_sent_after_its_commit_holds_nothing_and_sells_nothing_again(
-    sent: list[Event],
+    sent: list[Event], markers: None
 ) -> None:
     async with inventory_agent.test_context() as agent:
         # Given 10 in stock, and o-7's reservation of 3 committed
@@ -225,14 +239,19 @@ def sold_units(sku: str) -> tuple[int, int, int]:
     return stock.available, stock.held, stock.sold
 
 
-async def test_a_commit_that_sells_its_hold_records_the_sale(sent: list[Event]) -> None:
+async def test_a_commit_that_sells_its_hold_records_the_sale(
+    sent: list[Event], hold_markers: bool
+) -> None:
+    sku = f"SKU-S1-{hold_markers}"
     async with inventory_agent.test_context() as agent:
-        await sold_once(agent, "SKU-S1")
+        await sold_once(agent, sku)
 
-        # Then the sale counts the line's units, price and order, and the marker names it
-        assert sold_units("SKU-S1") == (7, 0, 3)
-        assert stored(committed_table, b"SKU-S1\x1fo-1") == b"sold@2"
-        sales = get_sales("SKU-S1")
+        # Then the sale counts the line's units, price and order, and the marker names it (or
+        # no marker is written)
+        assert sold_units(sku) == (7, 0, 3)
+        marker = stored(committed_table, f"{sku}\x1fo-1".encode())
+        assert marker == (b"sold@2" if hold_markers else None)
+        sales = get_sales(sku)
         assert sales is not None and list(sales.applied.values()) == [2]
 
 
@@ -257,7 +276,7 @@ async def test_a_commit_without_a_price_counts_units_and_the_order(sent: list[Ev
     ids=lambda v: "+".join(v) if isinstance(v, tuple) else None,
 )
 async def test_a_commit_redelivered_after_a_crash_sells_and_counts_once(
-    sent: list[Event], lost: tuple[str, ...], marker: bytes
+    sent: list[Event], markers: None, lost: tuple[str, ...], marker: bytes
 ) -> None:
     sku = "SKU-L-" + "-".join(lost)
     keys = {"stock": sku.encode(), "sales": sku.encode(), "marker": f"{sku}\x1fo-1".encode()}
@@ -279,7 +298,7 @@ async def test_a_commit_redelivered_after_a_crash_sells_and_counts_once(
 
 
 async def test_a_reserve_and_its_commit_redelivered_after_a_crash_that_kept_only_the_marker(
-    sent: list[Event],
+    sent: list[Event], markers: None
 ) -> None:
     """Seen in the chaos test: the worker was killed after the commit's marker reached the
     changelog but before the stock's writes of the reserve and the commit did. Both records
@@ -306,7 +325,7 @@ async def test_a_reserve_and_its_commit_redelivered_after_a_crash_that_kept_only
 
 
 async def test_a_commit_re_sent_for_a_sold_hold_sells_and_counts_nothing(
-    sent: list[Event],
+    sent: list[Event], markers: None
 ) -> None:
     async with inventory_agent.test_context() as agent:
         await sold_once(agent, "SKU-S6")
@@ -324,7 +343,7 @@ async def test_a_commit_re_sent_for_a_sold_hold_sells_and_counts_nothing(
 
 
 async def test_a_commit_that_finds_no_hold_marks_it_committed_and_counts_nothing(
-    sent: list[Event],
+    sent: list[Event], markers: None
 ) -> None:
     async with inventory_agent.test_context() as agent:
         await agent.put(restock(10, "SKU-S7"), key=b"SKU-S7")
@@ -337,30 +356,32 @@ async def test_a_commit_that_finds_no_hold_marks_it_committed_and_counts_nothing
 
 
 async def test_a_commit_whose_step_failed_half_way_is_retried_and_counts_once(
-    sent: list[Event], monkeypatch: pytest.MonkeyPatch
+    sent: list[Event], hold_markers: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a store that fails the first write of the sale's marker (after none, or some, of
-    # the step's other writes)
+    # Given a store that fails the first write of the sale's marker, or where no marker is
+    # kept of the sale (after none, or some, of the step's other writes)
     failures = [InjectedStoreError("disk full")]
-    mark = inventory_agent_module.mark_committed
+    name = "mark_committed" if hold_markers else "put_sales"
+    write = getattr(inventory_agent_module, name)
 
-    def failing_once(*args: Any) -> int | None:
+    def failing_once(*args: Any) -> Any:
         if failures:
             raise failures.pop()
-        return mark(*args)
+        return write(*args)
 
-    monkeypatch.setattr(inventory_agent_module, "mark_committed", failing_once)
+    monkeypatch.setattr(inventory_agent_module, name, failing_once)
+    sku = f"SKU-S8-{hold_markers}"
     async with inventory_agent.test_context() as agent:
-        await agent.put(restock(10, "SKU-S8"), key=b"SKU-S8")
-        await agent.put(line_cmd(ReserveStock, "o-1", 3, "SKU-S8"), key=b"SKU-S8")
+        await agent.put(restock(10, sku), key=sku.encode())
+        await agent.put(line_cmd(ReserveStock, "o-1", 3, sku), key=sku.encode())
         # When the commit's step fails once and is retried in place
-        await agent.put(commit("o-1", 3, "SKU-S8"), key=b"SKU-S8")
+        await agent.put(commit("o-1", 3, sku), key=sku.encode())
         await agent.put(restock(1, "SKU-S8b"), key=b"SKU-S8b")  # taken once that step is done
 
         # Then it sold the hold and recorded the sale, once
         assert not failures
-        assert sold_units("SKU-S8") == (7, 0, 3)
-        assert sales_of("SKU-S8") == (3, 750, 1)
+        assert sold_units(sku) == (7, 0, 3)
+        assert sales_of(sku) == (3, 750, 1)
 
 
 # --- batches of commits (orderstream/worker/commit_batches.py) ------------------------------
@@ -385,7 +406,9 @@ def batch(*lines: tuple[str, int, str]) -> bytes:
     )
 
 
-async def test_a_batch_sells_each_hold_once_and_records_each_sale(sent: Captured) -> None:
+async def test_a_batch_sells_each_hold_once_and_records_each_sale(
+    sent: Captured, markers: None
+) -> None:
     lines = [("o-1", 3, "SKU-B1"), ("o-2", 1, "SKU-B2"), ("o-3", 2, "SKU-B1")]
     async with inventory_agent.test_context() as agent:
         # Given 10 of two products, held for three orders' lines
@@ -417,11 +440,24 @@ async def test_a_batch_sells_each_hold_once_and_records_each_sale(sent: Captured
         assert sales_of("SKU-B1") == (5, 1250, 2) and sales_of("SKU-B2") == (1, 250, 1)
 
 
-@pytest.mark.parametrize("lost", [("sales",), ("stock",), ("stock", "sales")], ids="+".join)
+@pytest.mark.parametrize(
+    ("marked", "lost"),
+    [
+        (True, ("sales",)),  # the marker tells the redelivered batch what it sold
+        (True, ("stock",)),
+        (True, ("stock", "sales")),
+        # No markers: the sales are flushed before the stock, a crash never keeps the stock
+        # without them (orderstream/faust_ext/producer.py)
+        (False, ("stock",)),
+        (False, ("stock", "sales")),
+    ],
+    ids=lambda v: "+".join(v) if isinstance(v, tuple) else ("markers" if v else "no-markers"),
+)
 async def test_a_batch_redelivered_after_a_crash_sells_and_counts_once(
-    sent: Captured, lost: tuple[str, ...]
+    sent: Captured, monkeypatch: pytest.MonkeyPatch, marked: bool, lost: tuple[str, ...]
 ) -> None:
-    sku = "SKU-BL-" + "-".join(lost)
+    monkeypatch.setattr(committed_holds, "ENABLED", marked)
+    sku = f"SKU-BL-{marked}-" + "-".join(lost)
     lines = [("o-1", 3, sku), ("o-2", 2, sku)]
     tables = {"stock": stock_table, "sales": product_sales_table}
     async with inventory_agent.test_context() as agent:

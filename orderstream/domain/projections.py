@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orderstream.contracts.events import CommitStock, StatusEvent
 from orderstream.domain.common import Decision, RuleViolation, already_applied, stamp
+from orderstream.domain.saga import TERMINAL, OrderState
 from orderstream.errors import EventError
 
 HISTORY_LIMIT = 100  # orders listed per customer: the newest by placedAt (the totals count all)
@@ -79,7 +80,8 @@ class SummaryLine(_Frozen):
 
 
 class OrderSummary(_Frozen):
-    """An order as its customer sees it once settled: the first outcome announced for it."""
+    """An order as its customer sees it once settled: the first outcome announced for it, or
+    its settled saga state (`summary_of_state`: no origin)."""
 
     orderId: str
     customerId: str
@@ -89,26 +91,27 @@ class OrderSummary(_Frozen):
     placedAt: datetime
     settledAt: datetime
     lines: list[SummaryLine]
-    eventId: str
-    origin: Origin
+    eventId: str = ""
+    origin: Origin | None = None
 
 
 class OrderRef(_Frozen):
     orderId: str
     placedAt: datetime
-    #: Which of the part's HISTORY_LIMIT summary records holds this order's summary; None in
-    #: a history recorded by customer before the parts (its summaries keyed by order).
+    #: Where the order's summary is (`find_summary`). None: in a part, the order's settled saga
+    #: state, in the same partition; in a history recorded by customer before the parts, a
+    #: record keyed by order. A number: one of the part's HISTORY_LIMIT summary records (slots),
+    #: where a part listed its orders before they were read from their states.
     slot: int | None = None
 
 
 class CustomerOrders(_Frozen):
-    """One part of a customer's history (`history_key`): its totals and which orders it lists.
-    The listed orders' summaries are records of their own (`listed_key`), one per slot: the
-    record read and written for every order stays small however many orders the customer has
-    (with the summaries inline it was ~30 KB at the limit, parsed, re-encoded and sent to the
-    changelog once per order), and a newly listed order takes the slot of the one it pushes
-    out: its summary is written over the old one, not added beside it with the old one deleted
-    (one changelog record per listed order, not two)."""
+    """One part of a customer's history (`history_key`): its totals and which orders it lists,
+    newest placed first. A listed order's summary is its settled saga state, kept in the same
+    partition (the orders table, `summary_of_state`): the part is the one record written per
+    order, and stays small however many orders the customer has (with the summaries inline it
+    was ~30 KB at the limit, parsed, re-encoded and sent to the changelog once per order; in
+    records of their own, one per slot, it was a second changelog record per order)."""
 
     customerId: str
     recent: list[OrderRef] = Field(default_factory=list)  # newest placed first
@@ -177,21 +180,19 @@ def summarize(outcome: StatusEvent, origin: Origin) -> OrderSummary:
 
 
 def record_order(history: CustomerOrders | None, s: OrderSummary) -> Decision[CustomerOrders]:
-    """Add a settled order to its customer's history."""
-    key = s.origin.watermark_key
-    if history is not None and already_applied(history.applied, key, s.origin.offset):
+    """Add a settled order to its customer's history (its summary: its saga state)."""
+    origin = s.origin
+    if origin is None:
+        raise RuleViolation("validation", f"the outcome of {s.orderId} has no origin")
+    key = origin.watermark_key
+    if history is not None and already_applied(history.applied, key, origin.offset):
         return Decision(duplicate=True)
     history = history or CustomerOrders(customerId=s.customerId)
     if history.lists(s.orderId):
-        return Decision(stamp(history, key, s.origin.offset), duplicate=True)
-    ref = OrderRef(orderId=s.orderId, placedAt=s.placedAt, slot=-1)  # its slot: below
+        return Decision(stamp(history, key, origin.offset), duplicate=True)
+    ref = OrderRef(orderId=s.orderId, placedAt=s.placedAt)
     newest = sorted([*history.recent, ref], key=lambda o: (o.placedAt, o.orderId), reverse=True)
-    kept, pushed_out = newest[:HISTORY_LIMIT], newest[HISTORY_LIMIT:]
-    if any(r is ref for r in kept):  # listed: in the slot of the one it pushes out, or a free one
-        used = {r.slot for r in kept}
-        freed = pushed_out[0].slot if pushed_out else None
-        slot = freed if freed is not None else min(set(range(HISTORY_LIMIT)) - used)
-        kept = [r.model_copy(update={"slot": slot}) if r is ref else r for r in kept]
+    kept = newest[:HISTORY_LIMIT]
     confirmed = s.status == "CONFIRMED"
     new = history.model_copy(
         update={
@@ -201,7 +202,7 @@ def record_order(history: CustomerOrders | None, s: OrderSummary) -> Decision[Cu
             "spentCents": history.spentCents + (s.totalCents if confirmed else 0),
         }
     )
-    return Decision(stamp(new, key, s.origin.offset))
+    return Decision(stamp(new, key, origin.offset))
 
 
 def history_key(customer_id: str, partition: int) -> str:
@@ -210,23 +211,51 @@ def history_key(customer_id: str, partition: int) -> str:
 
 
 def listed_key(history_key: str, ref: OrderRef) -> str:
-    """The key of a listed order's summary: its part's key and its slot ('/' is in no id); in
-    a history recorded before the parts, its customer and order."""
+    """The key of a listed order's summary record: its part's key and its slot ('/' is in no
+    id); in a history recorded before the parts, its customer and order."""
     return f"{history_key}/{ref.orderId if ref.slot is None else ref.slot}"
 
 
-def newly_listed(
-    before: CustomerOrders | None, after: CustomerOrders, s: OrderSummary
-) -> OrderRef | None:
-    """The listing of `s` that `record_order` added (its summary is to be stored in its slot),
-    or None when `s` is not newly listed."""
-    if before is not None and before.lists(s.orderId):
+def find_summary(
+    key: str,
+    ref: OrderRef,
+    records: Callable[[str], OrderSummary | None],
+    settled: Callable[[str], OrderSummary | None],
+) -> OrderSummary | None:
+    """The summary of an order listed by the history stored under `key`: from `settled(orderId)`
+    (its settled saga state) for a part's order without a slot, else from `records(key)` (a
+    summary record: a slot, or a history recorded by customer before the parts). None: not
+    found (a slot written over but its part not yet, after a crash between: not shown)."""
+    if ref.slot is None and "#" in key:
+        return settled(ref.orderId)
+    found = records(listed_key(key, ref))
+    return found if found is not None and found.orderId == ref.orderId else None
+
+
+def summary_of_state(state: OrderState | None) -> OrderSummary | None:
+    """A settled order's summary from its saga state: what its outcome said (None: not there,
+    or not settled)."""
+    if state is None or state.status not in TERMINAL:
         return None
-    return listed_ref(after, s.orderId)
+    return OrderSummary(
+        orderId=state.orderId,
+        customerId=state.customerId,
+        status=state.status,
+        reason=state.reason,
+        totalCents=cents(state.totalAmount),
+        placedAt=state.placedAt,
+        settledAt=state.settledAt or state.updatedAt,
+        lines=[
+            SummaryLine(productId=ln.productId, quantity=ln.quantity, priceCents=cents(ln.price))
+            for ln in state.lines
+        ],
+    )
 
 
-def listed_ref(history: CustomerOrders, order_id: str) -> OrderRef | None:
-    return next((r for r in history.recent if r.orderId == order_id), None)
+def unlisted(before: CustomerOrders | None, after: CustomerOrders) -> list[OrderRef]:
+    """The orders `before` listed that `after` does not (pushed out by newer ones)."""
+    kept = {r.orderId for r in after.recent}
+    return [r for r in (before.recent if before is not None else []) if r.orderId not in kept]
 
 
 def sale_of(cmd: CommitStock) -> Sale:
@@ -300,14 +329,17 @@ def summary_view(s: OrderSummary) -> dict[str, Any]:
 
 
 def customer_view(
-    h: CustomerOrders, listed: Callable[[str], OrderSummary | None], key: str, limit: int
+    h: CustomerOrders,
+    key: str,
+    limit: int,
+    records: Callable[[str], OrderSummary | None],
+    settled: Callable[[str], OrderSummary | None],
 ) -> dict[str, Any]:
     """One part of a history (stored under `key`) as readers see it, to merge with the other
-    parts (`merge_views`); `listed(key)` gives the summary stored under a key."""
-    found = ((r, listed(listed_key(key, r))) for r in h.recent[:limit])
+    parts (`merge_views`); its orders' summaries found by `find_summary`."""
+    found = (find_summary(key, r, records, settled) for r in h.recent[:limit])
     return {
-        # a slot written over but its history not yet (a crash between): the order is not shown
-        "orders": [summary_view(s) for r, s in found if s is not None and s.orderId == r.orderId],
+        "orders": [summary_view(s) for s in found if s is not None],
         "listed": [{"orderId": r.orderId, "placedAt": r.placedAt.isoformat()} for r in h.recent],
         "totals": {"orders": h.placed, "confirmed": h.confirmed, "spentCents": h.spentCents},
     }

@@ -85,6 +85,10 @@ class OrderState(BaseModel):
     redrives: int = 0
     applied: dict[str, int] = Field(default_factory=dict)
     history: list[HistoryEntry] = Field(default_factory=list)
+    #: When the order settled: its outcome's timestamp, the same in every re-sent outcome.
+    #: The customer's history lists the order from this state (orderstream/domain/projections.py
+    #: `summary_of_state`). None: not settled, or settled before the state kept it.
+    settledAt: datetime | None = None
 
     @property
     def terminal(self) -> bool:
@@ -153,7 +157,7 @@ def outcome_event(state: OrderState, cause: str) -> StatusEvent:
     cls = _OUTCOME[state.status]
     return cls(
         eventId=event_id(cls.__name__, state.orderId),
-        timestamp=utcnow(),
+        timestamp=state.settledAt or utcnow(),
         causationId=cause,
         data=OrderOutcome(
             orderId=state.orderId,
@@ -183,6 +187,8 @@ def timeout_event(order_id: str, step: str, deadline: float) -> SagaTimedOut:
 
 def _moved(state: OrderState, ev: SagaInput, now: float, **changes: object) -> OrderState:
     entry = HistoryEntry(eventType=ev.eventType, eventId=ev.eventId, at=utcnow())
+    if changes.get("status") in TERMINAL and state.settledAt is None:
+        changes["settledAt"] = entry.at
     return state.model_copy(
         update={
             "updatedAt": entry.at,

@@ -34,14 +34,15 @@ from orderstream.domain.projections import (
     Sale,
     customer_view,
     history_key,
-    listed_key,
     merge_views,
-    newly_listed,
     record_order,
     record_sales,
     sale_of,
     summarize,
+    summary_of_state,
+    unlisted,
 )
+from orderstream.domain.saga import OrderState
 from orderstream.errors import EventError
 from orderstream.kafka.auth import client_options
 from orderstream.kafka.partitioner import entity_key, home_of, misplaced
@@ -60,7 +61,9 @@ class ReadModels:
     the sales."""
 
     customers: dict[str, CustomerOrders] = field(default_factory=dict)  # by history_key
-    listed: dict[str, OrderSummary] = field(default_factory=dict)  # by listed_key
+    listed: dict[str, OrderSummary] = field(default_factory=dict)  # records, by listed_key
+    # the listed orders' summaries by orderId: rebuilt, their outcomes; live, their saga states
+    settled: dict[str, OrderSummary] = field(default_factory=dict)
     sales: dict[str, ProductSales] = field(default_factory=dict)
     committed: set[tuple[str, str]] = field(default_factory=set)  # (productId, orderId)
 
@@ -71,9 +74,10 @@ class ReadModels:
         before = self.customers.get(key)
         history = record_order(before, summary).state
         if history is not None:
-            added = newly_listed(before, history, summary)
-            if added is not None:
-                self.listed[listed_key(key, added)] = summary
+            if history.lists(summary.orderId) and not (before and before.lists(summary.orderId)):
+                self.settled[summary.orderId] = summary
+            for ref in unlisted(before, history):
+                self.settled.pop(ref.orderId, None)
             self.customers[key] = history
 
     def apply_commits(self, cmds: list[CommitStock], topic: str, offset: int) -> None:
@@ -107,7 +111,7 @@ class ReadModels:
         lists (a listed order whose summary is missing shows in the second, not the first)."""
         parts: dict[str, list[dict[str, Any]]] = {}
         for key, h in self.customers.items():
-            part = customer_view(h, self.listed.get, key, HISTORY_LIMIT)
+            part = customer_view(h, key, HISTORY_LIMIT, self.listed.get, self.settled.get)
             parts.setdefault(h.customerId, []).append(part)
         return {c: merge_views(c, views, HISTORY_LIMIT) for c, views in sorted(parts.items())}
 
@@ -235,6 +239,20 @@ async def live(settings: Settings) -> ReadModels:
                 into.pop(key, None)
             else:
                 into[key] = model.model_validate_json(rec.value)
+    wanted = {  # a part's orders listed without a summary record: their saga states
+        r.orderId
+        for k, h in models.customers.items()
+        if "#" in k
+        for r in h.recent
+        if r.slot is None
+    }
+    if wanted:
+        for rec in await read_topic(settings, changelog_topic(settings, "orders")):
+            order_id = rec.key.decode()
+            if order_id in wanted and rec.value is not None:
+                summary = summary_of_state(OrderState.model_validate_json(rec.value))
+                if summary is not None:
+                    models.settled[order_id] = summary
     return models
 
 

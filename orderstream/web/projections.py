@@ -13,12 +13,14 @@ from orderstream.contracts.events import utcnow
 from orderstream.domain.projections import (
     HISTORY_LIMIT,
     SALES_RETENTION_H,
+    OrderSummary,
     ProductSales,
     customer_view,
     history_key,
     merge_views,
     sales_view,
     sum_totals,
+    summary_of_state,
 )
 from orderstream.web import query
 from orderstream.web.cluster import active_partitions, from_every_worker, owns, path_id, routed
@@ -26,6 +28,7 @@ from orderstream.web.health import require_ready
 from orderstream.web.orders import served_by
 from orderstream.worker.app import app
 from orderstream.worker.tables.customer_orders import customer_orders_table, get_history, get_listed
+from orderstream.worker.tables.orders import get_order
 from orderstream.worker.tables.product_sales import get_sales, product_sales_table
 
 
@@ -45,10 +48,10 @@ class CustomerOrdersView(View):
                 key = history_key(customer_id, p)
                 history = get_history(key)
                 if history is not None:
-                    parts.append(customer_view(history, get_listed, key, limit))
+                    parts.append(customer_view(history, key, limit, get_listed, _settled))
             legacy = get_history(customer_id) if owns(customer_orders_table, key_of) else None
             if legacy is not None:  # recorded by customer, before the parts: kept as it was
-                parts.append(customer_view(legacy, get_listed, customer_id, limit))
+                parts.append(customer_view(legacy, customer_id, limit, get_listed, _settled))
             return merge_part(parts)
 
         if request.query.get("scope") == "local":
@@ -56,6 +59,11 @@ class CustomerOrdersView(View):
         shares = await from_every_worker(customer_orders_table, request, local)
         view = merge_views(customer_id, shares, limit, listed=False)
         return self.json({**view, "servedBy": served_by()})
+
+
+def _settled(order_id: str) -> OrderSummary | None:
+    """A listed order's summary: its settled saga state (in this worker: the part's partition)."""
+    return summary_of_state(get_order(order_id))
 
 
 def merge_part(parts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -3,6 +3,9 @@
 own part of a customer's history (orderstream/domain/projections.py), and a reader merges the
 parts (orderstream/web/projections.py). No Kafka record goes between the saga and the history.
 
+The part lists the order; its summary is the order's settled state in the saga's orders table,
+in the same partition (`projections.summary_of_state`): one record per order, the part.
+
 The outcome is identified by its origin, the record whose step announced it: a step done again
 (its record redelivered after a crash) announces the same outcome with the same origin, which
 the part's watermark for that source partition drops. The part writes back once per commit
@@ -18,12 +21,7 @@ from orderstream.contracts.events import StatusEvent
 from orderstream.domain import projections
 from orderstream.domain.projections import Origin
 from orderstream.observability import metrics
-from orderstream.worker.tables.customer_orders import (
-    get_history,
-    get_listed,
-    put_history,
-    put_listed,
-)
+from orderstream.worker.tables.customer_orders import get_history, put_history
 
 
 def record(outcome: StatusEvent, origin: Origin, partition: int) -> None:
@@ -34,17 +32,7 @@ def record(outcome: StatusEvent, origin: Origin, partition: int) -> None:
     decision = projections.record_order(before, summary)
     if decision.duplicate:
         metrics.duplicate_dropped("projections")
-        if decision.state is None and before is not None:  # its changelog writes, again
-            ref = projections.listed_ref(before, summary.orderId)
-            if ref is not None:
-                listed = get_listed(projections.listed_key(key, ref))
-                if listed is not None and listed.orderId == summary.orderId:
-                    put_listed(projections.listed_key(key, ref), listed)
-            put_history(key, before)
+        if decision.state is None and before is not None:
+            put_history(key, before)  # its changelog write, again
     if decision.state is not None:
-        # The summary first, the part (with the watermark) last: after a crash between them
-        # the outcome announced again is not taken for a duplicate, and does it all again.
-        added = projections.newly_listed(before, decision.state, summary)
-        if added is not None:
-            put_listed(projections.listed_key(key, added), summary)
         put_history(key, decision.state)

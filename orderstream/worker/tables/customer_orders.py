@@ -1,6 +1,8 @@
 """Read model: customers' order histories, in parts, one per saga partition (keyed by
-`history_key`: totals and listed orders), and the listed orders' summaries (keyed by
-`listed_key`: a part's slot). A part lives in the partition of its key's saga steps."""
+`history_key`: totals and listed orders). A part lives in the partition of its key's saga
+steps, with the saga states of the orders it lists (their summaries). The summary records of
+earlier versions (keyed by `listed_key`: a part's slot, or a customer and order) are read
+still."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ customer_orders_table = raw_table("customer_orders", "Order history per customer
 # Not remembered: a customer's record comes back once per 500 orders or so (as many customers),
 # and 500 decoded histories of 100 listed orders held ~25 MB for a parse saved now and then.
 _models = ModelTable(customer_orders_table, CustomerOrders, remember=0)
-_listed = ModelTable(customer_orders_table, OrderSummary, remember=0)  # the same table, other keys
+# the summary records of earlier versions: the same table, other keys
+_listed = ModelTable(customer_orders_table, OrderSummary, remember=0)
 
 
 def get_history(key: str) -> CustomerOrders | None:
@@ -26,7 +29,3 @@ def put_history(key: str, history: CustomerOrders) -> None:
 def get_listed(key: str) -> OrderSummary | None:
     """The summary stored under a `listed_key` (check its orderId: a slot is written over)."""
     return _listed.get(key)
-
-
-def put_listed(key: str, summary: OrderSummary) -> None:
-    _listed.put(key, summary)

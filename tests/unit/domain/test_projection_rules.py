@@ -21,7 +21,7 @@ from orderstream.contracts.events import (
     StockLine,
     event_id,
 )
-from orderstream.domain import projections
+from orderstream.domain import projections, saga
 from orderstream.domain.common import RuleViolation
 from orderstream.domain.projections import (
     HISTORY_LIMIT,
@@ -180,7 +180,7 @@ def full_history() -> CustomerOrders:
     return h
 
 
-def test_a_newly_listed_order_takes_the_slot_of_the_one_it_pushes_out() -> None:
+def test_a_newly_listed_order_pushes_the_oldest_out_with_no_record_of_its_own() -> None:
     h = full_history()
     (oldest,) = [r for r in h.recent if r.orderId == "o-0"]
     newest = summarize(outcome("o-new", placed=T + timedelta(days=1)), at(0, 500))
@@ -188,12 +188,11 @@ def test_a_newly_listed_order_takes_the_slot_of_the_one_it_pushes_out() -> None:
     after = record_order(h, newest).state
     assert after is not None
 
-    # written over: one record, no deletion of the one pushed out
-    added = projections.newly_listed(h, after, newest)
-    assert added is not None and added.slot == oldest.slot
-    assert projections.listed_key("c-1#3", added) == f"c-1#3/{oldest.slot}"
-    assert [r.orderId for r in after.recent].count("o-0") == 0
-    assert sorted(r.slot for r in after.recent) == list(range(HISTORY_LIMIT))
+    # listed first, its summary its saga state (no slot), the oldest no longer listed
+    assert after.recent[0] == projections.OrderRef(orderId="o-new", placedAt=newest.placedAt)
+    assert after.recent[0].slot is None
+    assert projections.unlisted(h, after) == [oldest]
+    assert len(after.recent) == HISTORY_LIMIT
 
 
 def test_an_order_older_than_the_listed_ones_is_counted_not_listed() -> None:
@@ -203,20 +202,19 @@ def test_an_order_older_than_the_listed_ones_is_counted_not_listed() -> None:
     after = record_order(h, oldest).state
     assert after is not None and after.placed == HISTORY_LIMIT + 1
 
-    assert projections.newly_listed(h, after, oldest) is None
     assert after.recent == h.recent
+    assert projections.unlisted(h, after) == []
 
 
 def test_a_repeat_from_another_origin_lists_nothing_new() -> None:
     s = summarize(outcome(), at(1, 5))
     once = record_order(None, s).state
-    assert once is not None and projections.newly_listed(None, once, s) == once.recent[0]
-    assert once.recent[0].slot == 0
+    assert once is not None and [r.orderId for r in once.recent] == [s.orderId]
 
     again = record_order(once, summarize(outcome(), at(2, 9))).state
     assert again is not None
 
-    assert projections.newly_listed(once, again, s) is None
+    assert (again.recent, again.placed) == (once.recent, 1)
 
 
 def test_a_history_in_parts_shows_the_newest_of_all_and_the_totals_of_all() -> None:
@@ -244,7 +242,7 @@ def test_a_history_in_parts_shows_the_newest_of_all_and_the_totals_of_all() -> N
     }
     # And a limit cuts the merged list, not each part's
     parts = [
-        projections.customer_view(h, models.listed.get, key, 5)
+        projections.customer_view(h, key, 5, models.listed.get, models.settled.get)
         for key, h in models.customers.items()
     ]
     merged = projections.merge_views("c-1", parts, 5)
@@ -270,10 +268,10 @@ def test_a_long_history_shows_the_newest_orders_from_at_most_its_limit_of_record
     newest = sorted(range(len(placed)), key=lambda n: placed[n], reverse=True)[:HISTORY_LIMIT]
     assert [o["orderId"] for o in view["orders"]] == [f"o-{n}" for n in newest]
     assert [o["placedAt"] for o in view["orders"]] == [placed[n].isoformat() for n in newest]
-    # And the customer has one summary record per listed order: none left behind
+    # And the rebuild keeps one summary per listed order: none left behind
     h = models.customers["c-1#0"]
-    assert sorted(models.listed) == sorted(projections.listed_key("c-1#0", r) for r in h.recent)
-    assert len(models.listed) == HISTORY_LIMIT
+    assert sorted(models.settled) == sorted(r.orderId for r in h.recent)
+    assert len(models.settled) == HISTORY_LIMIT
 
 
 # --- sales per product per hour --------------------------------------------------------------
@@ -357,11 +355,50 @@ def test_customer_view_shows_amounts_in_currency_units() -> None:
     h = record_order(None, s).state
     assert h is not None
 
-    part = projections.customer_view(h, {"c-1#0/0": s}.get, "c-1#0", 5)
+    part = projections.customer_view(h, "c-1#0", 5, {}.get, {s.orderId: s}.get)
     view = projections.merge_views("c-1", [part], 5)
 
     assert view["totals"] == {"orders": 1, "confirmed": 1, "spent": 25.5}
     assert view["orders"][0]["items"][1] == {"productId": "p-2", "quantity": 1, "price": 5.5}
+
+
+def test_a_settled_order_s_state_shows_what_its_outcome_said() -> None:
+    """A part lists an order; its summary is the order's settled saga state, not a record of
+    its own: what a reader sees must be what the outcome (the replay's source) said."""
+    from tests.unit.domain.test_saga_rules import paid, paying
+
+    state = saga.decide(paying(), paid(), 1_000.0, 30.0)
+    assert state.state is not None
+    (confirmed,) = [e for e in state.emit if e.eventType == "OrderConfirmed"]
+
+    from_state = projections.summary_of_state(state.state)
+    from_outcome = summarize(confirmed, at(0, 1))  # type: ignore[arg-type]
+
+    assert from_state is not None
+    assert projections.summary_view(from_state) == projections.summary_view(from_outcome)
+    assert projections.summary_of_state(paying()) is None  # not settled: not shown
+    assert projections.summary_of_state(None) is None
+
+
+def test_a_part_from_before_reads_its_slots_and_its_new_orders_from_their_states() -> None:
+    # Given a part that listed o-1 in slot 0 (a summary record), and then o-2 (no slot)
+    old, new = (summarize(outcome(o, placed=T + timedelta(minutes=n)), at(0, n))
+                for n, o in enumerate(("o-1", "o-2")))  # fmt: skip
+    part = CustomerOrders.model_validate(
+        {"customerId": "c-1", "recent": [{"orderId": "o-1", "placedAt": old.placedAt, "slot": 0}]}
+    )
+    part = record_order(part, new).state
+    assert part is not None
+    records, settled = {"c-1#0/0": old}, {"o-2": new, "o-1": None}
+
+    view = projections.customer_view(part, "c-1#0", 10, records.get, settled.get)
+
+    # Then both are shown, each from where it is
+    assert [o["orderId"] for o in view["orders"]] == ["o-2", "o-1"]
+    # And a slot written over by another order (a crash between it and its part) is not shown
+    records["c-1#0/0"] = new
+    view = projections.customer_view(part, "c-1#0", 10, records.get, settled.get)
+    assert [o["orderId"] for o in view["orders"]] == ["o-2"]
 
 
 # --- any interleaving of partitions gives the same read models --------------------------------
@@ -459,16 +496,16 @@ def test_a_history_recorded_before_the_parts_is_shown_with_them() -> None:
         }
     )
     stored = {"c-1/o-old": old}
-    # and a part recorded by the saga since
+    # and a part recorded by the saga since (its summary: the order's saga state)
     new = summarize(outcome("o-new"), at(3, 7))
     part = record_order(None, new).state
     assert part is not None
-    stored[projections.listed_key("c-1#3", part.recent[0])] = new
+    settled = {"o-new": new}
 
     # When both are merged
     views = [
-        projections.customer_view(legacy, stored.get, "c-1", 10),
-        projections.customer_view(part, stored.get, "c-1#3", 10),
+        projections.customer_view(legacy, "c-1", 10, stored.get, settled.get),
+        projections.customer_view(part, "c-1#3", 10, stored.get, settled.get),
     ]
     view = projections.merge_views("c-1", views, 10)
 

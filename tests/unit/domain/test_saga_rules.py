@@ -699,3 +699,25 @@ def test_an_inline_charge_for_a_settled_order_changes_nothing() -> None:
     confirmed = given(*PAID)
     decision = saga.charged(confirmed, _record("SUCCEEDED", "ch_1"), NOW)
     assert decision.state is None and decision.duplicate and decision.emit == []
+
+
+# --- settled: the outcome's time, kept ---------------------------------------------------------
+
+
+def test_a_settled_order_keeps_when_it_settled_and_every_re_sent_outcome_says_so() -> None:
+    """The customer's history lists a settled order from its state (projections
+    `summary_of_state`): the state must say what its outcome said, however often re-sent."""
+    assert paying().settledAt is None
+    decision = saga.decide(paying(), paid(), NOW, TIMEOUT)
+    state = decision.state
+    assert state is not None and state.status == "CONFIRMED"
+    (first,) = [e for e in decision.emit if e.eventType == "OrderConfirmed"]
+    assert state.settledAt is not None and first.timestamp == state.settledAt
+
+    # When a record comes again after the order settled, and the outcome is re-sent
+    later = saga.decide(state, reserved("p-2"), NOW + 5, TIMEOUT).state or state
+    (again,) = [e for e in saga.pending_commands(later, "cause") if e.eventType == "OrderConfirmed"]
+
+    # Then the settled time and the outcome's timestamp stay those of the first
+    assert later.settledAt == state.settledAt
+    assert again.timestamp == first.timestamp

@@ -57,7 +57,7 @@ def test_a_live_model_behind_the_log_is_named_field_by_field() -> None:
 
 def test_a_listed_summary_missing_live_is_named() -> None:
     live, rebuilt = models("o-1", "o-2"), models("o-1", "o-2")
-    del live.listed["c-1#0/1"]  # o-2's summary (the second listed: the second slot)
+    del live.settled["o-2"]  # o-2's summary (live: its saga state)
 
     found = diff(live.views(), rebuilt.views())
 
@@ -67,7 +67,7 @@ def test_a_listed_summary_missing_live_is_named() -> None:
 def test_the_history_keeps_the_newest_listed_summaries_only() -> None:
     rebuilt = models(*[f"o-{n}" for n in range(HISTORY_LIMIT + 3)])
 
-    assert len(rebuilt.listed) == HISTORY_LIMIT
+    assert len(rebuilt.settled) == HISTORY_LIMIT
     assert rebuilt.customers["c-1#0"].placed == HISTORY_LIMIT + 3
 
 

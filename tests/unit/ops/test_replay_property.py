@@ -296,7 +296,7 @@ def snapshot(world: World) -> dict[str, Any]:
     """Everything the run decided, without wall-clock stamps."""
     return {
         "orders": {
-            o: s.model_dump(exclude={"updatedAt", "history"})
+            o: s.model_dump(exclude={"updatedAt", "settledAt", "history"})
             | {"history": [h.eventId for h in s.history]}
             for o, s in sorted(world.orders.items())
         },

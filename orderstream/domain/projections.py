@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orderstream.contracts.events import CommitStock, StatusEvent
 from orderstream.domain.common import Decision, RuleViolation, already_applied, stamp
-from orderstream.domain.saga import TERMINAL, OrderState
+from orderstream.domain.saga import OrderState, outcome_event
 from orderstream.errors import EventError
 
 HISTORY_LIMIT = 100  # orders listed per customer: the newest by placedAt (the totals count all)
@@ -160,7 +160,7 @@ def hour_of(at: datetime) -> datetime:
 # --- rules -----------------------------------------------------------------------------------
 
 
-def summarize(outcome: StatusEvent, origin: Origin) -> OrderSummary:
+def summarize(outcome: StatusEvent, origin: Origin | None) -> OrderSummary:
     d = outcome.data
     return OrderSummary(
         orderId=d.orderId,
@@ -233,23 +233,14 @@ def find_summary(
 
 
 def summary_of_state(state: OrderState | None) -> OrderSummary | None:
-    """A settled order's summary from its saga state: what its outcome said (None: not there,
-    or not settled)."""
-    if state is None or state.status not in TERMINAL:
+    """A settled order's summary from its saga state: what its outcome said, by construction
+    (None: not there, or not settled; settled before the state kept `settledAt`: its last
+    update taken for it)."""
+    if state is None or not state.terminal:
         return None
-    return OrderSummary(
-        orderId=state.orderId,
-        customerId=state.customerId,
-        status=state.status,
-        reason=state.reason,
-        totalCents=cents(state.totalAmount),
-        placedAt=state.placedAt,
-        settledAt=state.settledAt or state.updatedAt,
-        lines=[
-            SummaryLine(productId=ln.productId, quantity=ln.quantity, priceCents=cents(ln.price))
-            for ln in state.lines
-        ],
-    )
+    if state.settledAt is None:
+        state = state.model_copy(update={"settledAt": state.updatedAt})
+    return summarize(outcome_event(state, ""), None)
 
 
 def unlisted(before: CustomerOrders | None, after: CustomerOrders) -> list[OrderRef]:

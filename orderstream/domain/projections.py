@@ -91,7 +91,7 @@ class OrderSummary(_Frozen):
     placedAt: datetime
     settledAt: datetime
     lines: list[SummaryLine]
-    eventId: str = ""
+    eventId: str
     origin: Origin | None = None
 
 
@@ -226,10 +226,16 @@ def find_summary(
     (its settled saga state) for a part's order without a slot, else from `records(key)` (a
     summary record: a slot, or a history recorded by customer before the parts). None: not
     found (a slot written over but its part not yet, after a crash between: not shown)."""
-    if ref.slot is None and "#" in key:
+    if from_state(key, ref):
         return settled(ref.orderId)
     found = records(listed_key(key, ref))
     return found if found is not None and found.orderId == ref.orderId else None
+
+
+def from_state(key: str, ref: OrderRef) -> bool:
+    """Whether the order listed by the history under `key` is summarised by its saga state: a
+    part's (`history_key`) order without a slot."""
+    return ref.slot is None and "#" in key
 
 
 def summary_of_state(state: OrderState | None) -> OrderSummary | None:

@@ -33,6 +33,7 @@ from orderstream.domain.projections import (
     ProductSales,
     Sale,
     customer_view,
+    from_state,
     history_key,
     merge_views,
     record_order,
@@ -74,8 +75,8 @@ class ReadModels:
         before = self.customers.get(key)
         history = record_order(before, summary).state
         if history is not None:
-            if history.lists(summary.orderId) and not (before and before.lists(summary.orderId)):
-                self.settled[summary.orderId] = summary
+            if history.lists(summary.orderId):  # the first outcome announced is shown
+                self.settled.setdefault(summary.orderId, summary)
             for ref in unlisted(before, history):
                 self.settled.pop(ref.orderId, None)
             self.customers[key] = history
@@ -239,12 +240,8 @@ async def live(settings: Settings) -> ReadModels:
                 into.pop(key, None)
             else:
                 into[key] = model.model_validate_json(rec.value)
-    wanted = {  # a part's orders listed without a summary record: their saga states
-        r.orderId
-        for k, h in models.customers.items()
-        if "#" in k
-        for r in h.recent
-        if r.slot is None
+    wanted = {  # the listed orders summarised by their saga states
+        r.orderId for k, h in models.customers.items() for r in h.recent if from_state(k, r)
     }
     if wanted:
         for rec in await read_topic(settings, changelog_topic(settings, "orders")):

@@ -4,17 +4,25 @@ Faust replays a changelog through its own consumer: per record a message, an eve
 and get, a buffer (about 20,000 records/s on this machine, see docs/scaling.md). When a worker
 starts with an empty data directory, or a partition moves to it, the table may be millions of
 records behind. For each active changelog partition at least `ORDERSTREAM_RECOVERY_BULK_MIN`
-records behind, a plain Kafka consumer of its own (no group) reads from Faust's start offset to
-the highwater Faust measured, and each fetched run of records is written to the partition's
-RocksDB database as one write batch: the same keys and value bytes, deletes for tombstones, in
-offset order, as Faust's `apply_changelog_batch` writes, with the persisted offset in the same
-batch (a crash in between loses nothing: the next start reads on from that offset, and writing a
-record again is harmless). Faust's recovery then starts from the offset reached and finds nothing,
-or the little that was left, to do.
+records behind, the restore fetches from Faust's start offset to the highwater Faust measured
+with Kafka fetch requests of its own (a client, no consumer and no group: aiokafka's consumer
+makes a Python record object per record, the largest cost of a restore) and writes each fetched
+run of records to the partition's RocksDB database as one write batch: the same keys and value
+bytes, deletes for tombstones, in offset order, as Faust's `apply_changelog_batch` writes, with
+the persisted offset in the same batch. Control records and, reading committed, aborted
+transactions are skipped as a consumer skips them; every batch's CRC is checked.
+
+The batches skip RocksDB's write-ahead log, and every database written is flushed (its memtables
+to its files) before Faust goes on, whatever ended the restore. A crash before that flush loses
+a suffix of what was written, never a part of a batch: a database keeps its writes in order, and
+the persisted offset travels with its records, so the next start reads on from the offset that
+survived (writing a record again is harmless). Faust's recovery then starts from the offset
+reached and finds nothing, or the little that was left, to do.
 
 The restore runs inside Faust's recovery step, which gives up on the whole recovery service when
 the step outlasts `broker_request_timeout`; so it stops at `TIME_SHARE` of that and leaves the rest
-to Faust's own path. A rebalance or a stop also ends it early, with what was written kept.
+to Faust's own path. A rebalance or a stop also ends it early, with what was written kept; so
+does a partition the fetch cannot read on (an error that is not retriable, no progress).
 """
 
 from __future__ import annotations
@@ -22,12 +30,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from rocksdict import WriteBatch
+from aiokafka import TopicPartition
+from aiokafka import errors as kafka_errors
+from aiokafka.client import AIOKafkaClient
+from aiokafka.protocol.fetch import FetchRequest
+from aiokafka.record.control_record import ABORT_MARKER, ControlRecord
+from aiokafka.record.memory_records import MemoryRecords
+from rocksdict import WriteBatch, WriteOptions
 
 from orderstream.kafka.auth import client_options
 from orderstream.settings import Settings
@@ -35,10 +49,25 @@ from orderstream.settings import Settings
 log = logging.getLogger(__name__)
 
 TIME_SHARE = 0.5  # of Faust's broker_request_timeout
-FETCH_RECORDS = 20_000  # records per getmany
-PARTITION_FETCH_BYTES = 2 * 1024 * 1024  # 8 MB: no faster, +150 MB RSS
+PARTITION_FETCH_BYTES = 2 * 1024 * 1024  # per partition and fetch
+FETCH_BYTES = 8 * 1024 * 1024  # per fetch (one per broker at a time)
+FETCH_WAIT_MS = 100  # the broker's wait for data (none is expected: the spans end in the log)
+RETRY_BACKOFF_S = 0.2  # after a retriable error (a leader moved, a connection lost)
+READ_UNCOMMITTED, READ_COMMITTED = 0, 1
 
-Apply = Callable[[TopicPartition, list[ConsumerRecord[bytes, bytes]]], None]
+
+class Record(Protocol):
+    """A changelog record as fetched (aiokafka's record in a batch)."""
+
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+Apply = Callable[[TopicPartition, Sequence[Record]], None]
 
 
 class Store(Protocol):
@@ -82,44 +111,171 @@ def behind(
     return sum(s.end - (reached[tp] if reached else s.start) for tp, s in spans.items())
 
 
+@dataclass
+class Fetched:
+    """One partition's part of a fetch response, read from `start` up to `end`."""
+
+    records: list[Record]
+    next_offset: int  # where the next fetch starts: past control records and compacted gaps
+
+
+def unpack(
+    data: bytes,
+    start: int,
+    end: int,
+    aborted: Sequence[tuple[int, int]] | None = None,
+    read_committed: bool = False,
+) -> Fetched:
+    """The records of one partition's fetched bytes with offsets in [start, end), as a consumer
+    hands them over: CRC checked, control batches skipped, and reading committed, the batches of
+    aborted transactions (`aborted`: the response's (producer id, first offset) list) skipped.
+    aiokafka's consumer does the same in `PartitionRecords._unpack_records`."""
+    batches = MemoryRecords(data)
+    pending = sorted(aborted or (), key=lambda a: a[1])
+    aborting: set[int] = set()
+    records: list[Record] = []
+    next_offset = start
+    while batches.has_next():
+        batch = batches.next_batch()
+        if batch is None:  # the response's last batch, cut off by the size limit
+            break
+        if not batch.validate_crc():
+            raise kafka_errors.CorruptRecordException(f"invalid CRC at offset {batch.base_offset}")
+        if read_committed and batch.producer_id is not None:
+            while pending and pending[0][1] <= batch.base_offset:
+                aborting.add(pending.pop(0)[0])
+            if batch.is_control_batch and ControlRecord.parse(next(batch).key) == ABORT_MARKER:
+                aborting.discard(batch.producer_id)
+            elif batch.is_transactional and batch.producer_id in aborting:
+                next_offset = max(next_offset, batch.next_offset)
+                continue
+        if not batch.is_control_batch:
+            for record in batch:
+                offset = record.offset
+                if offset >= end:
+                    break
+                if offset >= start:
+                    records.append(record)
+        next_offset = max(next_offset, batch.next_offset)
+        if next_offset >= end:
+            break
+    return Fetched(records, min(next_offset, end))
+
+
 async def read_spans(
-    consumer: AIOKafkaConsumer,
+    client: AIOKafkaClient,
     spans: Mapping[TopicPartition, Span],
     apply: Apply,
     keep_going: Callable[[], bool],
+    read_committed: bool = False,
 ) -> dict[TopicPartition, int]:
     """Reads every partition from its start to its end, handing `apply` each fetched run of
-    records in offset order; the next offset reached per partition (the end when done)."""
-    consumer.assign(list(spans))
-    reached = {}
-    for tp, span in spans.items():
-        consumer.seek(tp, span.start)
-        reached[tp] = span.start
+    records in offset order; the next offset reached per partition (the end when done, less
+    where a partition could not be read on: the rest is left to Faust)."""
+    reached = {tp: span.start for tp, span in spans.items()}
     remaining = {tp for tp, span in spans.items() if span.start < span.end}
+    await client.set_topics(sorted({tp.topic for tp in spans}))
     while remaining and keep_going():
-        fetched = await consumer.getmany(*remaining, timeout_ms=500, max_records=FETCH_RECORDS)
-        for tp, records in fetched.items():
-            end = spans[tp].end
-            if records[-1].offset >= end:
-                records = [r for r in records if r.offset < end]
-            if records:
-                apply(tp, records)
-                reached[tp] = records[-1].offset + 1
-        for tp in list(remaining):
-            position = await consumer.position(tp)  # past compacted gaps and control records
-            if position >= spans[tp].end:
-                reached[tp] = spans[tp].end
-                remaining.discard(tp)
-            elif tp not in fetched:
-                reached[tp] = max(reached[tp], position)
+        by_leader: dict[int, list[TopicPartition]] = defaultdict(list)
+        for tp in remaining:
+            by_leader[client.cluster.leader_for_partition(tp) or -1].append(tp)
+        if -1 in by_leader:  # no leader known: ask again, read the others meanwhile
+            del by_leader[-1]
+            await _backoff(client)
+        answers = await asyncio.gather(
+            *(_fetch(client, node, tps, reached, read_committed) for node, tps in by_leader.items())
+        )
+        for response in answers:
+            if response is None:  # the connection failed (logged): after a pause, again
+                await _backoff(client)
+                continue
+            for tp, error, data, aborted, readable in response:
+                if tp not in remaining:
+                    continue
+                if error is not kafka_errors.NoError:
+                    if error.retriable or error.invalid_metadata:
+                        await _backoff(client)
+                    else:
+                        log.warning("bulk restore: %s: %s; left to Faust", tp, error.__name__)
+                        remaining.discard(tp)
+                    continue
+                end = spans[tp].end
+                fetched = unpack(data, reached[tp], end, aborted, read_committed)
+                if fetched.records:
+                    apply(tp, fetched.records)
+                if fetched.next_offset <= reached[tp]:
+                    # no records: the response was full before this partition's turn, or there
+                    # is nothing to read below its end (reading committed: an open transaction)
+                    if reached[tp] >= readable:
+                        remaining.discard(tp)
+                    continue
+                reached[tp] = fetched.next_offset
+                if reached[tp] >= end:
+                    remaining.discard(tp)
     return reached
 
 
-def store_writer(stores: Mapping[TopicPartition, Store]) -> Apply:
-    """Writes a run of changelog records and the last one's offset as one RocksDB write batch."""
+# per partition: the error's type, the records' bytes, the aborted transactions, and where the
+# readable records end (the high watermark; reading committed, the last stable offset)
+Answer = list[tuple[TopicPartition, Any, bytes, Any, int]]
 
-    def apply(tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        store = stores[tp]
+
+async def _fetch(
+    client: AIOKafkaClient,
+    node: int,
+    tps: list[TopicPartition],
+    positions: Mapping[TopicPartition, int],
+    read_committed: bool,
+) -> Answer | None:
+    """One fetch request to a broker for its partitions; None when it failed."""
+    by_topic: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    for tp in tps:
+        by_topic[tp.topic].append((tp.partition, positions[tp], PARTITION_FETCH_BYTES))
+    isolation = READ_COMMITTED if read_committed else READ_UNCOMMITTED
+    request = FetchRequest(FETCH_WAIT_MS, 1, FETCH_BYTES, isolation, list(by_topic.items()))
+    try:
+        response = await client.send(node, request)
+    except kafka_errors.KafkaError as exc:
+        log.warning("bulk restore: a fetch from broker %s failed: %r", node, exc)
+        return None
+    answer: Answer = []
+    for topic, partitions in response.topics:
+        for partition, error_code, highwater, *data in partitions:
+            version = response.API_VERSION
+            aborted = _aborted(version, data)
+            readable = data[0] if read_committed and version >= 4 else highwater
+            tp = TopicPartition(topic, partition)
+            answer.append((tp, kafka_errors.for_code(error_code), data[-1], aborted, readable))
+    return answer
+
+
+def _aborted(version: int, data: list[Any]) -> Any:
+    """The aborted transactions in a fetch response's partition data, by its version:
+    v4 [last stable offset, aborted, records], v5-v10 [lso, log start offset, aborted, records],
+    v11 [lso, log start offset, aborted, preferred read replica, records]."""
+    if version >= 11:
+        return data[2]
+    return data[-2] if version >= 4 else None
+
+
+async def _backoff(client: AIOKafkaClient) -> None:
+    client.force_metadata_update()
+    await asyncio.sleep(RETRY_BACKOFF_S)
+
+
+class StoreWriter:
+    """Writes a run of changelog records and the last one's offset as one RocksDB write batch,
+    past the write-ahead log; `flush` makes what was written durable."""
+
+    def __init__(self, stores: Mapping[TopicPartition, Store]) -> None:
+        self.stores = stores
+        self.options = WriteOptions()
+        # a property at run time; rocksdict's stub declares a method
+        self.options.disable_wal = True  # type: ignore[method-assign,assignment]
+        self.written: dict[int, Any] = {}  # id -> database written since the last flush
+
+    def __call__(self, tp: TopicPartition, records: Sequence[Record]) -> None:
+        store = self.stores[tp]
         batch = WriteBatch(raw_mode=True)
         for record in records:
             if record.key is None:
@@ -129,9 +285,15 @@ def store_writer(stores: Mapping[TopicPartition, Store]) -> Apply:
             else:
                 batch.put(record.key, record.value)
         batch.put(store.offset_key, str(records[-1].offset).encode())
-        store._db_for_partition(tp.partition).write(batch)
+        db = store._db_for_partition(tp.partition)
+        db.write(batch, self.options)
+        self.written[id(db)] = db
 
-    return apply
+    def flush(self) -> None:
+        """Every database written: its memtables to its files (what the log would have kept)."""
+        for db in self.written.values():
+            db.flush()
+        self.written.clear()
 
 
 async def restore(
@@ -141,26 +303,17 @@ async def restore(
     keep_going: Callable[[], bool],
     read_committed: bool = False,
 ) -> dict[TopicPartition, int]:
-    """`read_spans` with a consumer of its own, closed afterwards."""
-    consumer = AIOKafkaConsumer(
+    """`read_spans` with a client of its own, closed afterwards."""
+    client = AIOKafkaClient(
         bootstrap_servers=settings.bootstrap_servers,
-        enable_auto_commit=False,
-        isolation_level="read_committed" if read_committed else "read_uncommitted",
-        max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
-        fetch_max_bytes=4 * PARTITION_FETCH_BYTES,
+        client_id=f"{settings.app_id}-bulk-restore",
         **client_options(settings),
     )
-    await consumer.start()
+    await client.bootstrap()
     try:
-        return await read_spans(consumer, spans, apply, keep_going)
+        return await read_spans(client, spans, apply, keep_going, read_committed)
     finally:
-        try:
-            await consumer.stop()
-        except asyncio.CancelledError:
-            # aiokafka 0.14: stop() right after assign() awaits a task of its own it cancelled
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
+        await client.close()
 
 
 async def catch_up(
@@ -175,11 +328,11 @@ async def catch_up(
         return 0
     deadline = time.monotonic() + TIME_SHARE * float(recovery.app.conf.broker_request_timeout)
     written = 0
-    apply_batch = store_writer(stores)
+    writer = StoreWriter(stores)
 
-    def apply(tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    def apply(tp: TopicPartition, records: Sequence[Record]) -> None:
         nonlocal written
-        apply_batch(tp, records)
+        writer(tp, records)
         offsets[tp] = records[-1].offset  # Faust's offsets: the last applied
         written += len(records)
 
@@ -193,7 +346,10 @@ async def catch_up(
     log.info("bulk restore: reading %d records of %d partitions", behind(spans), len(spans))
     started = time.monotonic()
     in_transaction = bool(recovery.app.in_transaction)
-    reached = await restore(settings, spans, apply, keep_going, read_committed=in_transaction)
+    try:
+        reached = await restore(settings, spans, apply, keep_going, read_committed=in_transaction)
+    finally:
+        writer.flush()  # before anything of Faust's writes these databases again
     for tp, position in reached.items():
         if position - 1 > offsets[tp]:  # nothing left but gaps: Faust need not read them
             offsets[tp] = position - 1

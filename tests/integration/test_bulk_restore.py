@@ -5,6 +5,8 @@ tests/integration/test_pipeline.py (wiped data directory)."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,8 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from rocksdict import Options, Rdict
 
 from devtools.broker import LocalBroker
-from orderstream.faust_ext.bulk_restore import Span, restore, store_writer
+from orderstream.faust_ext import bulk_restore
+from orderstream.faust_ext.bulk_restore import Span, StoreWriter, restore
 from orderstream.settings import Settings
 from tests.integration.conftest import create_topic
 
@@ -98,8 +101,14 @@ def _given_changelog(kafka: LocalBroker, n: int) -> tuple[Settings, str, list[Re
 def _restore(
     settings: Settings, spans: dict[TopicPartition, Span], store: RocksStore, **kw: Any
 ) -> dict[TopicPartition, int]:
-    writer = store_writer(dict.fromkeys(spans, store))
-    return asyncio.run(restore(settings, spans, writer, kw.get("keep_going", lambda: True)))
+    writer = StoreWriter(dict.fromkeys(spans, store))
+    keep_going = kw.get("keep_going", lambda: True)
+    try:
+        return asyncio.run(
+            restore(settings, spans, writer, keep_going, kw.get("read_committed", False))
+        )
+    finally:
+        writer.flush()
 
 
 def test_restores_the_latest_value_of_every_key_and_the_offset(
@@ -137,6 +146,23 @@ def test_reads_only_its_span_and_writing_again_changes_nothing(
     assert not store.contents(1)  # the other partition untouched
 
 
+def test_a_partition_left_out_of_a_full_response_is_read_in_the_next(
+    kafka: LocalBroker, store: RocksStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a changelog of two partitions, and fetch responses so small that the first
+    # partition's records fill each of them (the broker answers the second with no records)
+    settings, topic, records = _given_changelog(kafka, 20_000)
+    monkeypatch.setattr(bulk_restore, "PARTITION_FETCH_BYTES", 16 * 1024)
+    monkeypatch.setattr(bulk_restore, "FETCH_BYTES", 16 * 1024)
+    tps = [TopicPartition(topic, p) for p in (0, 1)]
+    # When both are restored
+    reached = _restore(settings, {tp: Span(0, 10_000) for tp in tps}, store)
+    # Then both are read to their end
+    assert reached == {tp: 10_000 for tp in tps}
+    for p in (0, 1):
+        assert store.contents(p) == {**_latest(records, p), OFFSET_KEY: b"9999"}
+
+
 def test_a_stop_before_reading_writes_nothing(kafka: LocalBroker, store: RocksStore) -> None:
     # Given a changelog, and a rebalance signalled before the restore's first fetch
     settings, topic, _ = _given_changelog(kafka, 2_000)
@@ -145,3 +171,74 @@ def test_a_stop_before_reading_writes_nothing(kafka: LocalBroker, store: RocksSt
     # Then it reports where it stands (its start) and leaves the database alone
     assert reached == {tp: 200}
     assert store.contents(0) == {}
+
+
+def _restore_then_die(settings: Settings, spans: dict[TopicPartition, Span], root: Path) -> None:
+    """In a child process: restore, then exit at once, as a kill would (no close of the
+    databases, which would flush them, no destructors)."""
+    store = RocksStore(root)
+    _restore(settings, spans, store)
+    os._exit(0 if store.dbs else 1)
+
+
+def test_what_was_restored_survives_a_crash_right_after(kafka: LocalBroker, tmp_path: Path) -> None:
+    # Given a changelog, restored by a process that dies the moment the restore returns (the
+    # batches skip RocksDB's write-ahead log: only the flush makes them durable)
+    settings, topic, records = _given_changelog(kafka, 20_000)
+    spans = {TopicPartition(topic, p): Span(0, 10_000) for p in (0, 1)}
+    child = multiprocessing.get_context("spawn").Process(
+        target=_restore_then_die, args=(settings, spans, tmp_path)
+    )
+    child.start()
+    child.join(120)
+    assert child.exitcode == 0
+    # When the databases are opened again
+    store = RocksStore(tmp_path)
+    try:
+        # Then they hold everything the restore wrote, and its offsets
+        for p in (0, 1):
+            assert store.contents(p) == {**_latest(records, p), OFFSET_KEY: b"9999"}
+    finally:
+        store.close()
+
+
+async def _transactional_changelog(bootstrap: str, topic: str) -> int:
+    """Three transactions into partition 0 of a new topic, the second aborted; the offset
+    after the last record (its commit marker)."""
+    await create_topic(bootstrap, topic, 1)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, transactional_id=f"bulk-{uuid.uuid4().hex[:8]}"
+    )
+    await producer.start()
+    try:
+        for txn, commit in (("a", True), ("b", False), ("c", True)):
+            await producer.begin_transaction()
+            for i in range(3):
+                await producer.send_and_wait(topic, f"{txn}{i}".encode(), key=f"{txn}{i}".encode())
+            if commit:
+                await producer.commit_transaction()
+            else:
+                await producer.abort_transaction()
+    finally:
+        await producer.stop()
+    return 12  # 3 x (3 records + 1 marker)
+
+
+@pytest.mark.parametrize("read_committed", [True, False])
+def test_a_transactional_changelog_is_read_as_a_consumer_reads_it(
+    kafka: LocalBroker, store: RocksStore, read_committed: bool
+) -> None:
+    # Given a changelog written in transactions, one of them aborted
+    settings = Settings(broker=f"kafka://{kafka.bootstrap}")
+    topic = f"bulk-txn-{uuid.uuid4().hex[:8]}"
+    end = asyncio.run(_transactional_changelog(kafka.bootstrap, topic))
+    tp = TopicPartition(topic, 0)
+    # When it is restored, reading committed records only or all of them
+    reached = _restore(settings, {tp: Span(0, end)}, store, read_committed=read_committed)
+    # Then the commit and abort markers are no records of the table; the aborted
+    # transaction's records are there only when reading uncommitted; the offset is the last
+    # record's
+    assert reached == {tp: end}
+    kept = ["a", "c"] if read_committed else ["a", "b", "c"]
+    expected = {f"{t}{i}".encode(): f"{t}{i}".encode() for t in kept for i in range(3)}
+    assert store.contents(0) == {**expected, OFFSET_KEY: b"10"}

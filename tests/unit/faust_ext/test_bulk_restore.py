@@ -1,14 +1,18 @@
-"""Which changelog partitions the bulk restore reads, and from where
-(orderstream/faust_ext/bulk_restore.py)."""
+"""Which changelog partitions the bulk restore reads, from where, and which fetched records it
+hands over (orderstream/faust_ext/bulk_restore.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import struct
 
+import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import CorruptRecordException
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from faust.types import TP
 
-from orderstream.faust_ext.bulk_restore import Span, behind, spans_behind
+from orderstream.faust_ext.bulk_restore import Span, behind, spans_behind, unpack
 
 A, B, C = TP("t", 0), TP("t", 1), TP("t", 2)
 
@@ -46,3 +50,46 @@ def test_tables_not_in_rocksdb_are_left_to_faust() -> None:
     offsets = {A: -1}
     assert asyncio.run(catch_up(recovery, Settings(), [A], offsets)) == 0
     assert offsets == {A: -1}
+
+
+def _batch(base: int, count: int) -> bytes:
+    """A record batch (Kafka's format v2) of `count` records from offset `base`, keys k<offset>."""
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=0,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 20,
+    )
+    for i in range(count):
+        builder.append(i, timestamp=None, key=b"k%d" % (base + i), value=b"v", headers=[])
+    data = builder.build()
+    struct.pack_into(">q", data, 0, base)  # the base offset is outside the CRC
+    return bytes(data)
+
+
+def test_unpack_hands_over_the_offsets_of_its_span_and_where_to_go_on() -> None:
+    data = _batch(0, 3) + _batch(3, 3)
+    fetched = unpack(data, start=1, end=5)
+    assert [r.offset for r in fetched.records] == [1, 2, 3, 4]
+    assert [r.key for r in fetched.records] == [b"k1", b"k2", b"k3", b"k4"]
+    assert fetched.next_offset == 5
+
+
+def test_unpack_goes_on_past_a_compacted_gap_and_stops_at_a_cut_off_batch() -> None:
+    whole = _batch(0, 3) + _batch(10, 3)
+    fetched = unpack(whole, start=0, end=100)
+    assert [r.offset for r in fetched.records] == [0, 1, 2, 10, 11, 12]
+    assert fetched.next_offset == 13
+    cut = unpack(whole[:-5], start=0, end=100)  # the response's size limit cut the last batch
+    assert [r.offset for r in cut.records] == [0, 1, 2]
+    assert cut.next_offset == 3
+
+
+def test_unpack_refuses_a_corrupt_batch() -> None:
+    data = bytearray(_batch(0, 3))
+    data[-1] ^= 0xFF
+    with pytest.raises(CorruptRecordException):
+        unpack(bytes(data), start=0, end=3)

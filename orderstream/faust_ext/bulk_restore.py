@@ -176,25 +176,27 @@ async def read_spans(
     remaining = {tp for tp, span in spans.items() if span.start < span.end}
     await client.set_topics(sorted({tp.topic for tp in spans}))
     while remaining and keep_going():
+        pause = False  # after a retriable error: refresh the metadata, wait, then again
         by_leader: dict[int, list[TopicPartition]] = defaultdict(list)
         for tp in remaining:
-            by_leader[client.cluster.leader_for_partition(tp) or -1].append(tp)
-        if -1 in by_leader:  # no leader known: ask again, read the others meanwhile
-            del by_leader[-1]
-            await _backoff(client)
+            leader = client.cluster.leader_for_partition(tp)
+            if leader is None or leader < 0:  # no leader known: read the others meanwhile
+                pause = True
+            else:
+                by_leader[leader].append(tp)
         answers = await asyncio.gather(
             *(_fetch(client, node, tps, reached, read_committed) for node, tps in by_leader.items())
         )
         for response in answers:
-            if response is None:  # the connection failed (logged): after a pause, again
-                await _backoff(client)
+            if response is None:  # the connection failed (logged)
+                pause = True
                 continue
             for tp, error, data, aborted, readable in response:
                 if tp not in remaining:
                     continue
                 if error is not kafka_errors.NoError:
                     if error.retriable or error.invalid_metadata:
-                        await _backoff(client)
+                        pause = True
                     else:
                         log.warning("bulk restore: %s: %s; left to Faust", tp, error.__name__)
                         remaining.discard(tp)
@@ -212,6 +214,9 @@ async def read_spans(
                 reached[tp] = fetched.next_offset
                 if reached[tp] >= end:
                     remaining.discard(tp)
+        if pause and remaining:
+            client.force_metadata_update()
+            await asyncio.sleep(RETRY_BACKOFF_S)
     return reached
 
 
@@ -256,11 +261,6 @@ def _aborted(version: int, data: list[Any]) -> Any:
     if version >= 11:
         return data[2]
     return data[-2] if version >= 4 else None
-
-
-async def _backoff(client: AIOKafkaClient) -> None:
-    client.force_metadata_update()
-    await asyncio.sleep(RETRY_BACKOFF_S)
 
 
 class StoreWriter:

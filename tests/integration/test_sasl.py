@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError
 
 from devtools import demo
 from devtools.broker import LocalBroker, find_java
 from devtools.workers import WorkerProcess
+from orderstream.faust_ext.bulk_restore import Span, restore
 from orderstream.kafka.auth import ClientOptions, client_options
 from orderstream.settings import Settings
 from tests import tls_certs
@@ -263,6 +264,49 @@ class TlsBroker(LocalBroker):
             kafka_ssl_cafile=self.pki.ca,
         )
         return client_options(login)
+
+
+async def _records_over_sasl(settings: Settings, topic: str, n: int) -> None:
+    options = client_options(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **options)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, **options)
+    await producer.start()
+    try:
+        for i in range(n):
+            await producer.send(topic, f"v{i}".encode(), key=f"k{i}".encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def test_the_bulk_restore_logs_in_as_the_worker_does(sasl: SaslBroker) -> None:
+    # Given a changelog-like topic of 100 records, written by a client logged in as `orders`
+    settings = sasl.settings()
+    topic = f"sasl-restore-{secrets.token_hex(4)}"
+    asyncio.run(_records_over_sasl(settings, topic, 100))
+    tp = TopicPartition(topic, 0)
+    read: list[int] = []
+    # When the bulk restore reads it with the worker's settings (its own Kafka client)
+    reached = asyncio.run(
+        restore(
+            settings,
+            {tp: Span(0, 100)},
+            lambda _, records: read.extend(r.offset for r in records),
+            lambda: True,
+        )
+    )
+    # Then it logged in and read every record once, in order
+    assert reached == {tp: 100}
+    assert read == list(range(100))
+    # and with a wrong password it is refused, not left waiting
+    wrong = sasl.settings(kafka_password="wrong-" + secrets.token_hex(4))
+    with pytest.raises(KafkaConnectionError):
+        asyncio.run(restore(wrong, {tp: Span(0, 100)}, lambda *_: None, lambda: True))
 
 
 def test_sasl_over_tls_with_the_configured_ca(

@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import CorruptRecordException
+from aiokafka.errors import (
+    CorruptRecordException,
+    NotLeaderForPartitionError,
+    OffsetOutOfRangeError,
+)
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from faust.types import TP
 
-from orderstream.faust_ext.bulk_restore import Span, behind, spans_behind, unpack
+from orderstream.faust_ext import bulk_restore
+from orderstream.faust_ext.bulk_restore import Span, behind, read_spans, spans_behind, unpack
 
 A, B, C = TP("t", 0), TP("t", 1), TP("t", 2)
 
@@ -40,8 +47,6 @@ def test_records_behind_from_the_start_or_from_where_the_reading_got() -> None:
 
 
 def test_tables_not_in_rocksdb_are_left_to_faust() -> None:
-    from types import SimpleNamespace
-
     from orderstream.faust_ext.bulk_restore import catch_up
     from orderstream.settings import Settings
 
@@ -93,3 +98,89 @@ def test_unpack_refuses_a_corrupt_batch() -> None:
     data[-1] ^= 0xFF
     with pytest.raises(CorruptRecordException):
         unpack(bytes(data), start=0, end=3)
+
+
+class FakeBroker:
+    """The client as `read_spans` uses it: node `leader` leads every partition and answers a
+    fetch with every batch of `logs` that ends past the offset asked for, after answering the
+    first fetches of a partition with the error codes of `errors`."""
+
+    def __init__(
+        self,
+        logs: dict[TopicPartition, list[tuple[int, int]]],
+        leader: int = 0,
+        errors: dict[TopicPartition, list[int]] | None = None,
+    ) -> None:
+        self.logs = logs  # tp -> batches as (base offset, records)
+        self.leader = leader
+        self.errors = errors or {}
+        self.cluster = SimpleNamespace(leader_for_partition=lambda tp: self.leader)
+        self.fetches: list[tuple[int, list[tuple[str, list[tuple[int, int, int]]]]]] = []
+        self.refreshes = 0
+
+    async def set_topics(self, topics: list[str]) -> None:
+        return None
+
+    def force_metadata_update(self) -> None:
+        self.refreshes += 1
+
+    async def send(self, node: int, request: Any) -> Any:
+        self.fetches.append((node, request.topics))
+        topics = []
+        for topic, partitions in request.topics:
+            answers = []
+            for partition, offset, _ in partitions:
+                tp = TopicPartition(topic, partition)
+                batches = self.logs[tp]
+                end = batches[-1][0] + batches[-1][1]
+                errors = self.errors.get(tp, [])
+                code = errors.pop(0) if errors else 0
+                data = (
+                    b"".join(_batch(b, n) for b, n in batches if b + n > offset)
+                    if not code
+                    else b""
+                )
+                # v7: lso, log start offset, aborted transactions, records
+                answers.append((partition, code, end, end, 0, None, data))
+            topics.append((topic, answers))
+        return SimpleNamespace(API_VERSION=7, topics=topics)
+
+
+def _read(broker: FakeBroker, spans: dict[TopicPartition, Span]) -> tuple[dict, list[tuple]]:
+    applied: list[tuple[TopicPartition, int]] = []
+    turns = iter(range(50))  # a bound, not a timer: a reader that cannot go on stops
+
+    def apply(tp: TopicPartition, records: Any) -> None:
+        applied.extend((tp, r.offset) for r in records)
+
+    reached = asyncio.run(
+        read_spans(broker, spans, apply, lambda: next(turns, None) is not None)  # type: ignore[arg-type]
+    )
+    return reached, applied
+
+
+P0, P1 = TopicPartition("t", 0), TopicPartition("t", 1)
+
+
+def test_read_spans_reads_from_a_leader_whose_node_id_is_0(monkeypatch: Any) -> None:
+    monkeypatch.setattr(bulk_restore, "RETRY_BACKOFF_S", 0)
+    broker = FakeBroker({P0: [(0, 3), (3, 3)]}, leader=0)
+    reached, applied = _read(broker, {P0: Span(0, 6)})
+    assert reached == {P0: 6}
+    assert applied == [(P0, o) for o in range(6)]
+    assert {node for node, _ in broker.fetches} == {0}
+
+
+def test_read_spans_retries_a_retriable_error_and_leaves_a_fatal_one_to_faust(
+    monkeypatch: Any,
+) -> None:
+    monkeypatch.setattr(bulk_restore, "RETRY_BACKOFF_S", 0)
+    not_leader = NotLeaderForPartitionError.errno
+    out_of_range = OffsetOutOfRangeError.errno
+    broker = FakeBroker(
+        {P0: [(0, 4)], P1: [(0, 4)]}, leader=1, errors={P0: [not_leader], P1: [out_of_range]}
+    )
+    reached, applied = _read(broker, {P0: Span(0, 4), P1: Span(0, 4)})
+    assert reached == {P0: 4, P1: 0}  # P1 from 0 on: Faust's own path
+    assert applied == [(P0, o) for o in range(4)]
+    assert broker.refreshes == 1

@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     app_id: str = "orderstream"
     broker: str = "kafka://127.0.0.1:19092"
     datadir: Path = Path("var/worker")
-    store: str = "rocksdb://"  # RocksDB through rocksdict; memory:// only for agent tests
+    # RocksDB through rocksdict (orderstream/faust_ext/store.py); memory:// only for agent tests
+    store: str = "orderstream://"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     # The host other workers use to reach this one (table_route); web_host is the bind address.

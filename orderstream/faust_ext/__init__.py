@@ -1,6 +1,6 @@
 """Our Faust classes, plugged in through Faust's own extension points: the transport (entry
-point `faust.transports`: consumer, producer, transaction manager), and the `TableManager` and
-`Stream` app settings.
+point `faust.transports`: consumer, producer, transaction manager), the tables' store (entry
+point `faust.stores`), and the `TableManager` and `Stream` app settings.
 
 Each overrides a few methods of faust-streaming FAUST_VERSION; `check_faust_version` refuses
 any other version at start, and tests/unit/faust_ext/test_faust_ext_drift.py fails when the source

@@ -103,7 +103,7 @@ class Stack:
             "ORDERSTREAM_TOPIC_PREFIX": f"t{n}-{os.getpid()}-",
             "ORDERSTREAM_PARTITIONS": "4",
             # Real RocksDB tables (tests/conftest.py sets memory:// in this process's environment)
-            "ORDERSTREAM_STORE": "rocksdb://",
+            "ORDERSTREAM_STORE": "orderstream://",
             # Timeouts are a safety net: short ones re-drive orders that are merely queued
             # behind a backlog (the chaos test builds one), adding load to a busy system.
             "ORDERSTREAM_SAGA_TIMEOUT_S": "120",

@@ -33,6 +33,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
@@ -187,33 +188,29 @@ async def read_spans(
         answers = await asyncio.gather(
             *(_fetch(client, node, tps, reached, read_committed) for node, tps in by_leader.items())
         )
-        for response in answers:
-            if response is None:  # the connection failed (logged)
-                pause = True
-                continue
-            for tp, error, data, aborted, readable in response:
-                if tp not in remaining:
-                    continue
-                if error is not kafka_errors.NoError:
-                    if error.retriable or error.invalid_metadata:
-                        pause = True
-                    else:
-                        log.warning("bulk restore: %s: %s; left to Faust", tp, error.__name__)
-                        remaining.discard(tp)
-                    continue
-                end = spans[tp].end
-                fetched = unpack(data, reached[tp], end, aborted, read_committed)
-                if fetched.records:
-                    apply(tp, fetched.records)
-                if fetched.next_offset <= reached[tp]:
-                    # no records: the response was full before this partition's turn, or there
-                    # is nothing to read below its end (reading committed: an open transaction)
-                    if reached[tp] >= readable:
-                        remaining.discard(tp)
-                    continue
-                reached[tp] = fetched.next_offset
-                if reached[tp] >= end:
+        if None in answers:  # a fetch's connection failed (logged)
+            pause = True
+        for tp, error, data, aborted, readable in chain.from_iterable(filter(None, answers)):
+            if error is not kafka_errors.NoError:
+                if error.retriable or error.invalid_metadata:
+                    pause = True
+                else:
+                    log.warning("bulk restore: %s: %s; left to Faust", tp, error.__name__)
                     remaining.discard(tp)
+                continue
+            end = spans[tp].end
+            fetched = unpack(data, reached[tp], end, aborted, read_committed)
+            if fetched.records:
+                apply(tp, fetched.records)
+            if fetched.next_offset <= reached[tp]:
+                # no records: the response was full before this partition's turn, or there is
+                # nothing to read below its end (reading committed: an open transaction)
+                if reached[tp] >= readable:
+                    remaining.discard(tp)
+                continue
+            reached[tp] = fetched.next_offset
+            if reached[tp] >= end:
+                remaining.discard(tp)
         if pause and remaining:
             client.force_metadata_update()
             await asyncio.sleep(RETRY_BACKOFF_S)

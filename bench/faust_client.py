@@ -22,7 +22,7 @@ import mode.loop
 
 from bench.raw_client import hop_topic
 from orderstream.faust_ext.logging import quiet_root_logger
-from orderstream.faust_ext.stream import Stream
+from orderstream.faust_ext.stream import stream_class
 from orderstream.faust_ext.tables import TableManager
 from orderstream.faust_ext.transport import broker_urls
 from orderstream.faust_ext.write_through import Table
@@ -42,7 +42,7 @@ app = faust.App(
     broker=broker_urls(env.get("BENCH_FAUST_BOOTSTRAP", "127.0.0.1:19092")),
     TableManager=TableManager,
     Table=Table,
-    Stream=Stream,
+    Stream=stream_class(ours.stream_yield_every),
     store="rocksdb://",
     datadir=env.get("BENCH_FAUST_DATADIR", "var/bench-faust"),
     topic_partitions=PARTITIONS,

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # the tables) are left out of later collections.
     gc_young_threshold: int = 50_000
     gc_freeze_at_start: bool = True
+    # Records an agent's stream takes from its queue between two turns of the event loop
+    # (orderstream/faust_ext/stream.py; Faust's own loop: 1, a turn before every record).
+    stream_yield_every: int = 32
     # Table writes queue in Faust's producer buffer; past this many, stream processing waits.
     producer_buffer_max: int = 100
     # How long the Kafka producer waits to fill a batch before sending it. The client sends one

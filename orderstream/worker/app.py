@@ -20,7 +20,7 @@ from orderstream.contracts.topics import registry, route
 from orderstream.faust_ext import check_faust_version, write_back
 from orderstream.faust_ext.logging import quiet_root_logger
 from orderstream.faust_ext.monitor import FastPrometheusMonitor
-from orderstream.faust_ext.stream import Stream
+from orderstream.faust_ext.stream import stream_class
 from orderstream.faust_ext.tables import TableManager
 from orderstream.faust_ext.transport import broker_urls
 from orderstream.faust_ext.write_back import Table as WriteBackTable
@@ -44,7 +44,7 @@ app = faust.App(
     # orderstream/faust_ext/write_back.py: changelog and RocksDB once per commit (exactly_once
     # mode); write_through.py: each write's changelog record without Faust's future message.
     Table=WriteBackTable if settings.write_back else WriteThroughTable,
-    Stream=Stream,
+    Stream=stream_class(settings.stream_yield_every),  # orderstream/faust_ext/stream.py
     broker_credentials=broker_credentials(settings),  # SASL / TLS from ORDERSTREAM_KAFKA_*
     store=settings.store,
     datadir=str(settings.datadir),

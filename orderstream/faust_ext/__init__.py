@@ -66,6 +66,10 @@ OVERRIDES: dict[str, str] = {
     "faust.stores.rocksdb:Store.revoke_partitions": "3f85447a24fc34ff",
     "mode.utils.collections:ManagedUserDict.__setitem__": "f3bdf602abc08dd1",
     "mode.utils.collections:FastUserDict.__getitem__": "eb240364b8add831",
+    # the Kafka clients' metadata task, wrapped (orderstream/kafka/metadata_guard.py)
+    "faust.transport.drivers.aiokafka:Producer._new_producer": "e72355c3430ed02f",
+    "aiokafka.client:AIOKafkaClient._md_synchronizer": "e0421bffa9a7735a",
+    "aiokafka.client:AIOKafkaClient.force_metadata_update": "cb7befef21c8f3f9",
 }
 
 

@@ -44,6 +44,7 @@ from aiokafka.record.control_record import ABORT_MARKER, ControlRecord
 from aiokafka.record.memory_records import MemoryRecords
 from rocksdict import WriteBatch, WriteOptions
 
+from orderstream.kafka import metadata_guard
 from orderstream.kafka.auth import client_options
 from orderstream.settings import Settings
 
@@ -306,6 +307,7 @@ async def restore(
         client_id=f"{settings.app_id}-bulk-restore",
         **client_options(settings),
     )
+    metadata_guard.guard(client, "bulk-restore")
     await client.bootstrap()
     try:
         return await read_spans(client, spans, apply, keep_going, read_committed)

@@ -47,6 +47,7 @@ from mode.utils.futures import notify
 
 from orderstream.faust_ext.ledger import Ledger
 from orderstream.faust_ext.write_back import write_sent
+from orderstream.kafka import metadata_guard
 from orderstream.observability import metrics
 from orderstream.settings import get_settings
 
@@ -68,6 +69,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._isolation_level = "read_committed"  # aiokafka reads it when it starts
         consumer._fetch_max_wait_ms = get_settings().fetch_max_wait_ms  # Faust's: 1,500 ms
+        metadata_guard.guard(consumer._client, "consumer")  # its metadata task never dies
         return consumer
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:

@@ -27,6 +27,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from orderstream.faust_ext import write_back, write_through
 from orderstream.faust_ext.transactions import is_fenced
+from orderstream.kafka import metadata_guard
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,12 @@ class Producer(faust_aiokafka.Producer):
         #: (orderstream/faust_ext/transactions.py).
         self.on_fenced: Callable[[str, BaseException], None] | None = None
         self._write_back_cycle = asyncio.Lock()  # one write-back cycle at a time (`flush`)
+
+    def _new_producer(self, transactional_id: str | None = None) -> Any:
+        """Faust's aiokafka producer, its metadata task kept alive (kafka/metadata_guard.py)."""
+        producer = super()._new_producer(transactional_id)
+        metadata_guard.guard(producer.client, "producer")
+        return producer
 
     async def send(
         self,

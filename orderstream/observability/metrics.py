@@ -151,6 +151,12 @@ SEND_FAILURES = Counter(
     "retries, by topic.",
     ["topic"],
 )
+KAFKA_METADATA_RESTARTS = Counter(
+    "orderstream_kafka_metadata_restarts",
+    "Times a Kafka client's metadata task failed with an unexpected error and was restarted "
+    "(orderstream/kafka/metadata_guard.py), by client.",
+    ["client"],
+)
 WORKER_READY = Gauge("orderstream_worker_ready", "1 once this worker's tables are recovered.")
 
 MetricT = TypeVar("MetricT", Counter, Gauge, Histogram)
@@ -293,6 +299,10 @@ def delivery_failing(failing: bool) -> None:
 
 def send_failed(topic: str) -> None:
     _send_failures(topic).inc()
+
+
+def kafka_metadata_restarted(client: str) -> None:
+    KAFKA_METADATA_RESTARTS.labels(client=client).inc()
 
 
 def worker_fenced(fenced: bool) -> None:

@@ -64,6 +64,17 @@ async def test_the_consumer_reads_committed_records_only(app: faust.App) -> None
     assert client._isolation_level == "read_committed"
 
 
+async def test_the_consumer_and_producer_clients_keep_their_metadata_task_alive(
+    app: faust.App,
+) -> None:
+    """orderstream/kafka/metadata_guard.py wraps each client's task before it starts."""
+    consumer = cast(Any, app.consumer)._thread._create_worker_consumer(app.transport)
+    producer = cast(Any, app.producer)._new_producer()
+    for client in (consumer._client, producer.client):
+        assert client._orderstream_guarded is True
+        assert client._md_synchronizer.__qualname__.startswith("guard.")
+
+
 def test_commits_move_over_processed_records_whatever_the_offsets_between(
     app: faust.App,
 ) -> None:

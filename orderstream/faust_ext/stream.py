@@ -34,15 +34,14 @@ class Stream(faust.Stream[Any]):
     yield_every = 32
 
     def __aiter__(self) -> AsyncIterator[Any]:
-        if not isinstance(self.channel, ChannelT):  # an iterable (app.stream([...])): Faust's
-            it = self._py_aiter()
-        else:
-            it = self._lean_aiter(self.yield_every)
+        # an iterable (app.stream([...])) gets Faust's loop
+        it = self._lean_aiter() if isinstance(self.channel, ChannelT) else self._py_aiter()
         self._active_agens.add(cast(Any, it))
         return it
 
-    async def _lean_aiter(self, yield_every: int) -> AsyncIterator[Any]:
+    async def _lean_aiter(self) -> AsyncIterator[Any]:
         self._finalized = True
+        yield_every = self.yield_every
         started_by_aiter = await self.maybe_start()
         on_stream_event_out = self._on_stream_event_out
         on_message_out = self._on_message_out
@@ -71,20 +70,17 @@ class Stream(faust.Stream[Any]):
                 do_ack = self.enable_acks
                 value: Any = None
                 while value is None and event is None:
+                    if not chan_queue_empty():
+                        taken += 1
+                        if taken >= yield_every:
+                            taken = 0
+                            await sleep(0)  # the queue may be emptied meanwhile (a rebalance)
                     if chan_errors:
                         raise chan_errors.popleft()
                     if chan_queue_empty():
                         taken = 0
                         channel_value = await chan_slow_get()  # the event loop runs meanwhile
                     else:
-                        taken += 1
-                        if taken >= yield_every:
-                            taken = 0
-                            await sleep(0)
-                            if chan_errors:
-                                raise chan_errors.popleft()
-                            if chan_queue_empty():  # taken meanwhile (a rebalance clears it)
-                                continue
                         channel_value = chan_quick_get()
 
                     if isinstance(channel_value, EventT):

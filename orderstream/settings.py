@@ -70,8 +70,11 @@ class Settings(BaseSettings):
     # (paused, partitioned) is fenced by the broker; consumers of the topics must read
     # committed records only, and each hop waits for a commit (eos_commit_interval_s).
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
-    # Offsets are committed every commit_interval_s, or sooner after commit_every records.
-    commit_every: int = 1000
+    # Offsets are committed every commit_interval_s, or sooner after commit_every records (that
+    # one beside the fetch loop: orderstream/faust_ext/consumer.py `_commit_by_count`). Faust's
+    # 10,000: below that many records a second the interval sets the cadence; each commit
+    # flushes the producer and the write-back tables (more commits, more changelog records).
+    commit_every: int = 10_000
     commit_interval_s: float = 1.0
     # Longest wait of a fetch at the broker for records to arrive. The Kafka client has one fetch
     # in flight per broker, and a partition whose records were just handed over is not in it:

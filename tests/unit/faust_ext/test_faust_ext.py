@@ -330,9 +330,9 @@ async def test_a_worker_paused_past_its_session_share_applies_and_sends_nothing(
 async def test_a_commit_starts_the_count_toward_the_next_commit_by_number_again(
     app: faust.App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The fetch loop commits inline every `commit_every` acknowledged records, holding every
-    delivery for the flush; Faust counted those from the last such commit only, so at low load
-    the periodic commit did not spare the fetch loop its own (latency: a stall every ~2 s)."""
+    """The fetch loop commits every `commit_every` acknowledged records; Faust counted those
+    from the last such commit only, so at low load the periodic commit did not spare the fetch
+    loop its own (a commit more every ~2 s, when the fetch loop still waited for it)."""
 
     async def committed(self: Any, offsets: Any) -> bool:
         return True
@@ -342,3 +342,47 @@ async def test_a_commit_starts_the_count_toward_the_next_commit_by_number_again(
     consumer._n_acked = 999
     assert await consumer._commit({T0: 5})
     assert consumer._n_acked == 0
+
+
+async def test_a_commit_by_number_does_not_hold_the_fetch_loop(
+    app: faust.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Faust's fetch loop awaits the commit it makes every `commit_every` acknowledged records:
+    every delivery waited for the flush and the commit (at 330 orders/s, p50 latency 72 ms
+    instead of 33). Ours starts it beside the loop, one at a time, and goes on delivering."""
+    consumer = cast(Any, app.consumer)
+    fetcher = type("Fetcher", (), {"_stopped": asyncio.Event()})()
+    batches = [[(T0, message(T0, n)) for n in range(6)]]
+    commit_done = asyncio.Event()  # a slow commit: it ends when the test says so
+    commits: list[int] = []
+    delivered: list[int] = []
+
+    async def getmany(timeout: float) -> Any:  # noqa: ASYNC109 (Faust's signature)
+        if not batches:
+            fetcher._stopped.set()
+        for tp, msg in batches.pop(0) if batches else []:
+            yield tp, msg
+
+    async def deliver(msg: Any) -> bool:
+        delivered.append(msg.offset)
+        consumer._n_acked += 1  # acknowledged at once
+        return True
+
+    async def commit(*args: Any, **kwargs: Any) -> bool:
+        commits.append(len(delivered))
+        await commit_done.wait()
+        return True
+
+    monkeypatch.setattr(consumer, "getmany", getmany)
+    monkeypatch.setattr(consumer, "_admits", lambda *a: True)
+    monkeypatch.setattr(consumer, "_deliver", deliver)
+    monkeypatch.setattr(consumer, "commit", commit)
+    consumer._commit_every = 2
+    async with asyncio.timeout(5):
+        await consumer._drain_messages(fetcher)
+    assert delivered == [0, 1, 2, 3, 4, 5]  # none waited for the commit
+    await asyncio.sleep(0)
+    assert len(commits) == 1  # due after 2 and 4: started once, not again while it runs
+    commit_done.set()
+    await asyncio.sleep(0)
+    assert consumer._count_commit.done()

@@ -18,6 +18,7 @@ from bench.stack import RunStack
 from bench.throughput import MIN_RATE
 from orderstream.contracts.topics import changelog_topic, registry
 from orderstream.domain.inventory import ProductStock
+from orderstream.domain.state import decode_state
 
 
 def measure(bootstrap: str, config: BenchConfig, n_reserves: int) -> PeerRun:
@@ -61,5 +62,5 @@ async def _unconserved(stack: RunStack) -> list[str]:
     async with kafka_io.probe(stack.bootstrap) as consumer:
         records = await kafka_io.read_all(consumer, changelog_topic(stack.settings, "inventory"))
     latest = {rec.key: rec.value for rec in records if rec.value is not None}
-    stocks = [ProductStock.model_validate_json(v) for v in latest.values()]
+    stocks = [decode_state(v, ProductStock) for v in latest.values()]
     return [s.productId for s in stocks if not s.conserved()]

@@ -24,6 +24,7 @@ from devtools.verify import (
 from orderstream.contracts.events import encode
 from orderstream.contracts.topics import changelog_topic, registry, route
 from orderstream.domain.inventory import ProductStock
+from orderstream.domain.state import decode_state
 from orderstream.errors import OrderstreamError
 from orderstream.kafka.auth import client_options
 from orderstream.kafka.reader import partitions_of, read_topic
@@ -114,7 +115,7 @@ async def wait_restocked(
         applied = set()
         for rec in await read_topic(settings, changelog):
             if rec.value is not None:
-                stock = ProductStock.model_validate_json(rec.value)
+                stock = decode_state(rec.value, ProductStock)
                 if f"{run_id}-{stock.productId}" in stock.recentAdjustments:
                     applied.add(stock.productId)
         if applied >= products:

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import ValidationError
 
 from orderstream.contracts.dead_letters import parse_headers
 from orderstream.contracts.topics import changelog_topic, input_roles, registry
 from orderstream.domain.inventory import ProductStock
+from orderstream.domain.state import decode_state
 from orderstream.kafka.auth import client_options
 from orderstream.kafka.reader import partitions_of, read_topic
 from orderstream.settings import Settings
@@ -209,9 +210,10 @@ def _stock_value(raw: bytes) -> ProductStock:
     """The stock as recorded, even when it breaks the model's own rule (available >= 0): an
     oversold product must reach the invariant check, not fail the read."""
     try:
-        return ProductStock.model_validate_json(raw)
-    except ValidationError:
-        return ProductStock.model_construct(**orjson.loads(raw))
+        return decode_state(raw, ProductStock)
+    except msgspec.ValidationError:  # built as stored: a Struct's constructor checks nothing
+        fields = ProductStock.__struct_fields__
+        return ProductStock(**{k: v for k, v in orjson.loads(raw).items() if k in fields})
 
 
 def _add_outcomes(report: RunReport, records: list[Any], wanted: set[str] | None) -> None:

@@ -6,9 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel
-
 from orderstream.contracts.events import Event
+from orderstream.domain.state import State, replace
 from orderstream.errors import OrderstreamError
 
 S = TypeVar("S")
@@ -60,10 +59,10 @@ def already_applied(applied: Mapping[str, int], topic: str, offset: int) -> bool
     return offset <= applied.get(topic, -1)
 
 
-T = TypeVar("T", bound=BaseModel)
+T = TypeVar("T", bound=State)
 
 
 def stamp(state: T, topic: str, offset: int) -> T:
     """The state (a model with an `applied` watermark) with this record marked as applied."""
     applied: dict[str, int] = state.applied  # type: ignore[attr-defined]
-    return state.model_copy(update={"applied": {**applied, topic: offset}})
+    return replace(state, applied={**applied, topic: offset})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import msgspec
 
 from orderstream.contracts.events import (
     CommitStock,
@@ -20,21 +20,20 @@ from orderstream.contracts.events import (
     utcnow,
 )
 from orderstream.domain.common import Decision, RuleViolation
+from orderstream.domain.state import State, replace
 
 RECENT_ADJUSTMENTS = 256  # adjustment ids remembered per product to drop re-sent adjustments
 
 
-class ProductStock(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class ProductStock(State, frozen=True, kw_only=True):
     productId: str
-    available: Annotated[int, Field(ge=0)] = 0
+    available: Annotated[int, msgspec.Meta(ge=0)] = 0
     held: int = 0
     sold: int = 0
     restocked: int = 0  # net of all adjustments: the stock ever put on the shelf
-    holds: dict[str, int] = Field(default_factory=dict)
-    recentAdjustments: list[str] = Field(default_factory=list)
-    applied: dict[str, int] = Field(default_factory=dict)
+    holds: dict[str, int] = {}
+    recentAdjustments: list[str] = []
+    applied: dict[str, int] = {}
 
     def conserved(self) -> bool:
         """The invariant: nothing created or lost, nothing negative."""
@@ -80,12 +79,11 @@ def reserve(
         return Decision(emit=[_reserved(cmd)], duplicate=True)
     if stock.available < qty:
         return Decision(emit=[_rejected(cmd, "out_of_stock")])
-    new = stock.model_copy(
-        update={
-            "available": stock.available - qty,
-            "held": stock.held + qty,
-            "holds": {**stock.holds, order: qty},
-        }
+    new = replace(
+        stock,
+        available=stock.available - qty,
+        held=stock.held + qty,
+        holds={**stock.holds, order: qty},
     )
     return Decision(new, [_reserved(cmd)])
 
@@ -99,8 +97,9 @@ def _settle_hold(
         return Decision(duplicate=True)
     holds = dict(stock.holds)
     qty = holds.pop(order)
-    update = {"held": stock.held - qty, "holds": holds, to: getattr(stock, to) + qty}
-    return Decision(stock.model_copy(update=update))
+    return Decision(
+        replace(stock, held=stock.held - qty, holds=holds, **{to: getattr(stock, to) + qty})
+    )
 
 
 def release(stock: ProductStock | None, cmd: ReleaseStock) -> Decision[ProductStock]:
@@ -138,12 +137,11 @@ def adjust(stock: ProductStock | None, cmd: StockAdjusted) -> Decision[ProductSt
         )
     recent = [*stock.recentAdjustments, adj.adjustmentId][-RECENT_ADJUSTMENTS:]
     return Decision(
-        stock.model_copy(
-            update={
-                "available": stock.available + adj.delta,
-                "restocked": stock.restocked + adj.delta,
-                "recentAdjustments": recent,
-            }
+        replace(
+            stock,
+            available=stock.available + adj.delta,
+            restocked=stock.restocked + adj.delta,
+            recentAdjustments=recent,
         )
     )
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from orderstream.contracts.events import (
     PaymentEvent,
     PaymentFailed,
@@ -16,6 +14,7 @@ from orderstream.contracts.events import (
     event_id,
     utcnow,
 )
+from orderstream.domain.state import State
 
 
 @dataclass(frozen=True)
@@ -27,9 +26,7 @@ class Charge:
     reason: str | None = None
 
 
-class PaymentRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class PaymentRecord(State, frozen=True, kw_only=True):
     orderId: str
     customerId: str
     amount: float
@@ -38,7 +35,7 @@ class PaymentRecord(BaseModel):
     chargeId: str | None = None
     reason: str | None = None
     requestEventId: str
-    applied: dict[str, int] = Field(default_factory=dict)
+    applied: dict[str, int] = {}
 
 
 def record(

@@ -22,11 +22,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from orderstream.contracts.events import CommitStock, StatusEvent
 from orderstream.domain.common import Decision, RuleViolation, already_applied, stamp
 from orderstream.domain.saga import OrderState, outcome_event
+from orderstream.domain.state import State, replace
 from orderstream.errors import EventError
 
 HISTORY_LIMIT = 100  # orders listed per customer: the newest by placedAt (the totals count all)
@@ -35,11 +34,7 @@ ORIGIN_HEADER = "x-origin"  # "<source><partition>:<offset>" of the step's recor
 HOUR = timedelta(hours=1)
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class Origin(_Frozen):
+class Origin(State, frozen=True, kw_only=True):
     """The record whose saga step announced an outcome: its identity for deduplication. The
     saga processes each input partition in offset order and sends the outcomes of one step
     together, so per source partition the outcomes reach a customer's partition in the order
@@ -73,13 +68,13 @@ class Origin(_Frozen):
 SOURCES = {"orders": "o", "inventory_events": "i", "payment_events": "y", "saga_timeouts": "t"}
 
 
-class SummaryLine(_Frozen):
+class SummaryLine(State, frozen=True, kw_only=True):
     productId: str
     quantity: int
     priceCents: int
 
 
-class OrderSummary(_Frozen):
+class OrderSummary(State, frozen=True, kw_only=True):
     """An order as its customer sees it once settled: the first outcome announced for it, or
     its settled saga state (`summary_of_state`: no origin)."""
 
@@ -95,7 +90,7 @@ class OrderSummary(_Frozen):
     origin: Origin | None = None
 
 
-class OrderRef(_Frozen):
+class OrderRef(State, frozen=True, kw_only=True):
     orderId: str
     placedAt: datetime
     #: Where the order's summary is (`find_summary`). None: in a part, the order's settled saga
@@ -105,7 +100,7 @@ class OrderRef(_Frozen):
     slot: int | None = None
 
 
-class CustomerOrders(_Frozen):
+class CustomerOrders(State, frozen=True, kw_only=True):
     """One part of a customer's history (`history_key`): its totals and which orders it lists,
     newest placed first. A listed order's summary is its settled saga state, kept in the same
     partition (the orders table, `summary_of_state`): the part is the one record written per
@@ -114,30 +109,30 @@ class CustomerOrders(_Frozen):
     records of their own, one per slot, it was a second changelog record per order)."""
 
     customerId: str
-    recent: list[OrderRef] = Field(default_factory=list)  # newest placed first
+    recent: list[OrderRef] = []  # newest placed first
     placed: int = 0
     confirmed: int = 0
     spentCents: int = 0
-    applied: dict[str, int] = Field(default_factory=dict)
+    applied: dict[str, int] = {}
 
     def lists(self, order_id: str) -> bool:
         return any(r.orderId == order_id for r in self.recent)
 
 
-class HourSales(_Frozen):
+class HourSales(State, frozen=True, kw_only=True):
     hour: datetime  # start of the hour (UTC)
     units: int = 0
     revenueCents: int = 0
     orders: int = 0
 
 
-class ProductSales(_Frozen):
+class ProductSales(State, frozen=True, kw_only=True):
     productId: str
-    hours: list[HourSales] = Field(default_factory=list)  # oldest first
-    applied: dict[str, int] = Field(default_factory=dict)
+    hours: list[HourSales] = []  # oldest first
+    applied: dict[str, int] = {}
 
 
-class Sale(_Frozen):
+class Sale(State, frozen=True, kw_only=True):
     """An order line sold: what a commit that sold the order's hold adds to the product's sales."""
 
     productId: str
@@ -194,13 +189,12 @@ def record_order(history: CustomerOrders | None, s: OrderSummary) -> Decision[Cu
     newest = sorted([*history.recent, ref], key=lambda o: (o.placedAt, o.orderId), reverse=True)
     kept = newest[:HISTORY_LIMIT]
     confirmed = s.status == "CONFIRMED"
-    new = history.model_copy(
-        update={
-            "recent": kept,
-            "placed": history.placed + 1,
-            "confirmed": history.confirmed + int(confirmed),
-            "spentCents": history.spentCents + (s.totalCents if confirmed else 0),
-        }
+    new = replace(
+        history,
+        recent=kept,
+        placed=history.placed + 1,
+        confirmed=history.confirmed + int(confirmed),
+        spentCents=history.spentCents + (s.totalCents if confirmed else 0),
     )
     return Decision(stamp(new, key, origin.offset))
 
@@ -245,7 +239,7 @@ def summary_of_state(state: OrderState | None) -> OrderSummary | None:
     if state is None or not state.terminal:
         return None
     if state.settledAt is None:
-        state = state.model_copy(update={"settledAt": state.updatedAt})
+        state = replace(state, settledAt=state.updatedAt)
     return summarize(outcome_event(state, ""), None)
 
 
@@ -294,16 +288,15 @@ def record_sales(
     for sale in sold:
         hour = hour_of(sale.at)
         was = buckets.get(hour, HourSales(hour=hour))
-        buckets[hour] = was.model_copy(
-            update={
-                "units": was.units + sale.quantity,
-                "revenueCents": was.revenueCents + sale.quantity * sale.priceCents,
-                "orders": was.orders + 1,
-            }
+        buckets[hour] = replace(
+            was,
+            units=was.units + sale.quantity,
+            revenueCents=was.revenueCents + sale.quantity * sale.priceCents,
+            orders=was.orders + 1,
         )
     oldest = max(buckets) - (SALES_RETENTION_H - 1) * HOUR
     kept = [b for h, b in sorted(buckets.items()) if h >= oldest]
-    return Decision(stamp(sales.model_copy(update={"hours": kept}), topic, offset))
+    return Decision(stamp(replace(sales, hours=kept), topic, offset))
 
 
 # --- what readers see (the HTTP views and the replay's comparison) ---------------------------

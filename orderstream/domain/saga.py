@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from orderstream.contracts.events import (
     CommitStock,
     Event,
@@ -41,6 +39,7 @@ from orderstream.contracts.events import (
 )
 from orderstream.domain.common import Decision, RuleViolation
 from orderstream.domain.payment import PaymentRecord, result_event
+from orderstream.domain.state import State, replace
 
 Status = Literal["RESERVING", "PAYING", "CONFIRMED", "REJECTED", "CANCELLED"]
 TERMINAL: frozenset[str] = frozenset({"CONFIRMED", "REJECTED", "CANCELLED"})
@@ -50,24 +49,20 @@ MAX_REDRIVES = 4
 HISTORY_LIMIT = 64
 
 
-class Line(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class Line(State, frozen=True, kw_only=True):
     productId: str
     quantity: int
     price: float = 0.0
     status: Literal["PENDING", "RESERVED", "REJECTED"] = "PENDING"
 
 
-class HistoryEntry(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class HistoryEntry(State, frozen=True, kw_only=True):
     eventType: str
     eventId: str
     at: datetime
 
 
-class OrderState(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class OrderState(State, frozen=True, kw_only=True):
     orderId: str
     customerId: str
     placedEventId: str
@@ -83,8 +78,8 @@ class OrderState(BaseModel):
     payment: PaymentRecord | None = None
     deadline: float = 0.0
     redrives: int = 0
-    applied: dict[str, int] = Field(default_factory=dict)
-    history: list[HistoryEntry] = Field(default_factory=list)
+    applied: dict[str, int] = {}
+    history: list[HistoryEntry] = []
     #: When the order settled: its outcome's timestamp, the same in every re-sent outcome.
     #: The customer's history lists the order from this state (orderstream/domain/projections.py
     #: `summary_of_state`). None: not settled, or settled before the state kept it.
@@ -189,12 +184,11 @@ def _moved(state: OrderState, ev: SagaInput, now: float, **changes: object) -> O
     entry = HistoryEntry(eventType=ev.eventType, eventId=ev.eventId, at=utcnow())
     if changes.get("status") in TERMINAL and state.settledAt is None:
         changes["settledAt"] = entry.at
-    return state.model_copy(
-        update={
-            "updatedAt": entry.at,
-            "history": [*state.history, entry][-HISTORY_LIMIT:],
-            **changes,
-        }
+    return replace(
+        state,
+        updatedAt=entry.at,
+        history=[*state.history, entry][-HISTORY_LIMIT:],
+        **changes,
     )
 
 
@@ -259,10 +253,7 @@ def place(
 
 
 def _set_line(state: OrderState, product: str, status: str) -> list[Line]:
-    return [
-        ln.model_copy(update={"status": status}) if ln.productId == product else ln
-        for ln in state.lines
-    ]
+    return [replace(ln, status=status) if ln.productId == product else ln for ln in state.lines]
 
 
 def stock_reserved(
@@ -301,7 +292,7 @@ def stock_rejected(state: OrderState, ev: StockRejected, now: float) -> Decision
     if state.status != "RESERVING":  # every line holds stock: a refusal contradicts the hold
         return _out_of_order(state, ev, "all its lines are already reserved")
     product = ev.data.productId
-    new = state.model_copy(update={"lines": _set_line(state, product, "REJECTED")})
+    new = replace(state, lines=_set_line(state, product, "REJECTED"))
     return _settle(new, ev, now, "REJECTED", f"{ev.data.reason or 'rejected'}: {product}")
 
 
@@ -318,7 +309,7 @@ def payment_succeeded(state: OrderState, ev: PaymentSucceeded, now: float) -> De
         return Decision(duplicate=True)
     if state.status != "PAYING":
         return _payment_out_of_order(state, ev)
-    new = state.model_copy(update={"chargeId": ev.data.chargeId})
+    new = replace(state, chargeId=ev.data.chargeId)
     return _settle(new, ev, now, "CONFIRMED", None)
 
 
@@ -340,7 +331,7 @@ def charged(state: OrderState, rec: PaymentRecord, now: float) -> Decision[Order
         decision = payment_failed(state, ev, now)
     if decision.state is None:
         return decision
-    return Decision(decision.state.model_copy(update={"payment": rec}), [ev, *decision.emit])
+    return Decision(replace(decision.state, payment=rec), [ev, *decision.emit])
 
 
 def timed_out(

@@ -44,6 +44,7 @@ from orderstream.domain.projections import (
     unlisted,
 )
 from orderstream.domain.saga import OrderState
+from orderstream.domain.state import as_dict, decode_state
 from orderstream.errors import EventError
 from orderstream.kafka.auth import client_options
 from orderstream.kafka.partitioner import entity_key, home_of, misplaced
@@ -103,7 +104,8 @@ class ReadModels:
         return {
             "customer_orders": self._histories(),
             "product_sales": {
-                k: v.model_dump(mode="json", exclude={"applied"}) for k, v in self.sales.items()
+                k: {f: v for f, v in as_dict(s).items() if f != "applied"}
+                for k, s in self.sales.items()
             },
         }
 
@@ -235,11 +237,11 @@ async def live(settings: Settings) -> ReadModels:
                 if rec.value is None:
                     models.listed.pop(key, None)
                 else:
-                    models.listed[key] = OrderSummary.model_validate_json(rec.value)
+                    models.listed[key] = decode_state(rec.value, OrderSummary)
             elif rec.value is None:
                 into.pop(key, None)
             else:
-                into[key] = model.model_validate_json(rec.value)
+                into[key] = decode_state(rec.value, model)
     wanted = {  # the listed orders summarised by their saga states
         r.orderId for k, h in models.customers.items() for r in h.recent if from_state(k, r)
     }
@@ -247,7 +249,7 @@ async def live(settings: Settings) -> ReadModels:
         for rec in await read_topic(settings, changelog_topic(settings, "orders")):
             order_id = rec.key.decode()
             if order_id in wanted and rec.value is not None:
-                summary = summary_of_state(OrderState.model_validate_json(rec.value))
+                summary = summary_of_state(decode_state(rec.value, OrderState))
                 if summary is not None:
                     models.settled[order_id] = summary
     return models

@@ -10,6 +10,7 @@ from faust.web import Request, Response, View
 
 from orderstream.contracts.events import utcnow
 from orderstream.domain.inventory import ProductStock
+from orderstream.domain.state import decode_state
 from orderstream.errors import EventError
 from orderstream.web import bodies, query
 from orderstream.web.cluster import from_every_worker, routed
@@ -27,7 +28,7 @@ def _local_page(after: str, limit: int) -> dict[str, Any]:
     """This worker's products after the cursor, in productId order; `more` if it has others."""
     cursor = after.encode()
     keys = sorted(k for k in stock_table if k > cursor)
-    page = [ProductStock.model_validate_json(stock_table[k]) for k in keys[:limit]]
+    page = [decode_state(stock_table[k], ProductStock) for k in keys[:limit]]
     return {"products": [stock_view(s) for s in page], "more": len(keys) > limit}
 
 

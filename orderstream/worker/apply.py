@@ -26,13 +26,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
-
 from orderstream.contracts.events import Event
 from orderstream.domain.common import Decision, already_applied, stamp
+from orderstream.domain.state import State
 from orderstream.observability import metrics
 
-S = TypeVar("S", bound=BaseModel)  # a state model with an `applied` watermark
+S = TypeVar("S", bound=State)  # a state model with an `applied` watermark
 
 
 async def apply_once(
@@ -64,7 +63,7 @@ async def apply_once(
     return decision.emit
 
 
-def _applied(state: BaseModel, topic: str, offset: int) -> bool:
+def _applied(state: State, topic: str, offset: int) -> bool:
     """`already_applied` on the state's own watermark (the field `stamp` writes)."""
     watermark: Mapping[str, int] = state.applied  # type: ignore[attr-defined]
     return already_applied(watermark, topic, offset)

@@ -31,6 +31,7 @@ from orderstream.contracts.events import (
 )
 from orderstream.contracts.topics import changelog_topic, registry
 from orderstream.domain.inventory import ProductStock
+from orderstream.domain.state import decode_state
 from orderstream.kafka.partitioner import partition_for
 from orderstream.kafka.reader import read_topic
 from orderstream.settings import Settings
@@ -334,7 +335,7 @@ def _stock_records(s: Stack, product: str) -> dict[int, ProductStock]:
     latest: dict[int, ProductStock] = {}
     for rec in asyncio.run(read_topic(s.settings, changelog_topic(s.settings, "inventory"))):
         if rec.key == product.encode() and rec.value is not None:
-            latest[rec.partition] = ProductStock.model_validate_json(rec.value)
+            latest[rec.partition] = decode_state(rec.value, ProductStock)
     return latest
 
 

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from devtools.verify import collect, invariant_violations
 from orderstream.contracts.topics import changelog_topic
 from orderstream.domain.saga import Line, OrderState
+from orderstream.domain.state import encode_state
 from tests.integration.conftest import Stack
 from tests.integration.webclient import TOKEN, eventually, restock, stock_of
 
@@ -44,7 +45,7 @@ async def _strand(s: Stack, deadline: float) -> None:
                 deadline=deadline,
             )
             topic = changelog_topic(s.settings, "orders")
-            await producer.send_and_wait(topic, state.model_dump_json().encode(), order_id.encode())
+            await producer.send_and_wait(topic, encode_state(state), order_id.encode())
     finally:
         await producer.stop()
 

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from orderstream.contracts.topics import changelog_topic
 from orderstream.domain.inventory import ProductStock
+from orderstream.domain.state import encode_state
 from tests.integration.conftest import Stack
 from tests.integration.webclient import eventually, get
 
@@ -36,7 +37,7 @@ async def _preload(s: Stack) -> None:
     try:
         for i in range(KEYS):
             sku = f"SKU-{i:07d}"
-            value = ProductStock(productId=sku, available=5, restocked=5).model_dump_json()
+            value = encode_state(ProductStock(productId=sku, available=5, restocked=5))
             await producer.send(topic, value.encode(), key=sku.encode())
         await producer.flush()
     finally:

@@ -16,6 +16,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from devtools.workers import WorkerProcess
 from orderstream.contracts.topics import changelog_topic
 from orderstream.domain.projections import CustomerOrders, OrderRef, OrderSummary, Origin
+from orderstream.domain.state import encode_state
 from orderstream.kafka.partitioner import key_hash
 from tests.integration.conftest import Stack, free_ports
 from tests.integration.webclient import (
@@ -266,8 +267,8 @@ async def _legacy_history(s: Stack, customer: str, summary: OrderSummary) -> Non
     await producer.start()
     try:
         for key, value in (
-            (f"{customer}/{summary.orderId}", summary.model_dump_json()),
-            (customer, head.model_dump_json()),
+            (f"{customer}/{summary.orderId}", encode_state(summary)),
+            (customer, encode_state(head)),
         ):
             await producer.send_and_wait(
                 topic, value.encode(), key=key.encode(), partition=partition

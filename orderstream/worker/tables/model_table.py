@@ -15,17 +15,17 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
-
+from orderstream.domain.state import State, decoder, encode_state
 from orderstream.worker import chaos
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=State)
 
 
 class ModelTable(Generic[M]):
     def __init__(self, table: Any, model: type[M], remember: int = 2048) -> None:
         self.table = table  # the Faust table: bytes -> bytes
         self.model = model
+        self._decode = decoder(model).decode
         self.remember = remember
         # key -> (stored bytes, their model, whether the bytes are this code's encoding of it)
         self._memo: OrderedDict[bytes, tuple[bytes, M, bool]] = OrderedDict()
@@ -39,18 +39,15 @@ class ModelTable(Generic[M]):
         if hit is not None and hit[0] == raw:
             self._memo.move_to_end(k)
             return hit[1]
-        model = self.model.model_validate_json(raw)
+        model = self._decode(raw)
         self._keep(k, raw, model, encoded=False)  # maybe another version's or field order
         return model
 
     def put(self, key: str, model: M) -> None:
         k = key.encode()
         hit = self._memo.get(k)
-        if hit is not None and hit[1] is model and hit[2]:
-            raw = hit[0]  # this very model, encoded by an earlier put: the same bytes
-        else:
-            # model_dump_json().encode(), without the str round trip
-            raw = model.__pydantic_serializer__.to_json(model)
+        # this very model, encoded by an earlier put: the same bytes
+        raw = hit[0] if hit is not None and hit[1] is model and hit[2] else encode_state(model)
         chaos.store_write()
         self.table[k] = raw
         self._keep(k, raw, model, encoded=True)

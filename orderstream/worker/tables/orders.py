@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from orderstream.domain.saga import OrderState
+from orderstream.domain.state import decode_state
 from orderstream.worker.app import raw_table
 from orderstream.worker.open_orders import open_orders
 from orderstream.worker.tables.model_table import ModelTable
@@ -26,4 +27,4 @@ def put_order(order: OrderState) -> None:
 def all_orders() -> Iterator[OrderState]:
     """Every order of this worker's partitions (a scan: after a restart or a rebalance)."""
     for _, raw in orders_table.items():
-        yield OrderState.model_validate_json(raw)
+        yield decode_state(raw, OrderState)

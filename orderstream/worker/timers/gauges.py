@@ -11,6 +11,7 @@ from mode import Service
 
 from orderstream.contracts.topics import registry
 from orderstream.domain.inventory import ProductStock
+from orderstream.domain.state import decode_state
 from orderstream.observability import metrics
 from orderstream.worker.app import app, settings
 from orderstream.worker.group_offsets import group_offsets
@@ -58,7 +59,7 @@ class GaugeRefresher(Service):
             return
         metrics.stock.forget()
         for raw in stock_table.values():
-            metrics.stock.show(ProductStock.model_validate_json(raw))
+            metrics.stock.show(decode_state(raw, ProductStock))
         self.stock_shown_for = actives
 
     async def _lags(self) -> dict[tuple[str, int], int]:

@@ -281,7 +281,7 @@ def test_redelivered_reserve_is_answered_again_only_while_held() -> None:
     [
         ProductStock(productId=P, available=5, restocked=4),
         ProductStock(productId=P, available=1, held=2, restocked=3),  # held but no hold
-        ProductStock.model_construct(productId=P, available=-1, restocked=-1),  # oversold
+        ProductStock(productId=P, available=-1, restocked=-1),  # oversold
         ProductStock(productId=P, held=2, restocked=2, holds={"o-1": 2, "o-2": 0}),  # empty hold
     ],
     ids=["created", "held-without-hold", "negative", "zero-hold"],

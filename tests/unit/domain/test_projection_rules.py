@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -34,6 +35,7 @@ from orderstream.domain.projections import (
     sale_of,
     summarize,
 )
+from orderstream.domain.state import decode_state
 from orderstream.errors import EventError
 from orderstream.ops.replay import ReadModels
 
@@ -384,8 +386,9 @@ def test_a_part_from_before_reads_its_slots_and_its_new_orders_from_their_states
     # Given a part that listed o-1 in slot 0 (a summary record), and then o-2 (no slot)
     old, new = (summarize(outcome(o, placed=T + timedelta(minutes=n)), at(0, n))
                 for n, o in enumerate(("o-1", "o-2")))  # fmt: skip
-    part = CustomerOrders.model_validate(
-        {"customerId": "c-1", "recent": [{"orderId": "o-1", "placedAt": old.placedAt, "slot": 0}]}
+    part = CustomerOrders(
+        customerId="c-1",
+        recent=[projections.OrderRef(orderId="o-1", placedAt=old.placedAt, slot=0)],
     )
     part = record_order(part, new).state
     assert part is not None
@@ -485,15 +488,18 @@ def test_histories_past_their_limit_do_not_depend_on_partition_interleaving(seed
 def test_a_history_recorded_before_the_parts_is_shown_with_them() -> None:
     # Given a history recorded by customer by an earlier version (summaries keyed by order)
     old = summarize(outcome("o-old", placed=T - timedelta(days=1)), at(0, 1))
-    legacy = CustomerOrders.model_validate(
-        {
-            "customerId": "c-1",
-            "recent": [{"orderId": "o-old", "placedAt": old.placedAt.isoformat()}],
-            "placed": 1,
-            "confirmed": 1,
-            "spentCents": 2550,
-            "applied": {"p0": 1},
-        }
+    legacy = decode_state(
+        orjson.dumps(
+            {
+                "customerId": "c-1",
+                "recent": [{"orderId": "o-old", "placedAt": old.placedAt.isoformat()}],
+                "placed": 1,
+                "confirmed": 1,
+                "spentCents": 2550,
+                "applied": {"p0": 1},
+            }
+        ),
+        CustomerOrders,
     )
     stored = {"c-1/o-old": old}
     # and a part recorded by the saga since (its summary: the order's saga state)

@@ -24,6 +24,7 @@ from orderstream.domain import saga
 from orderstream.domain.common import Decision
 from orderstream.domain.inventory import ProductStock
 from orderstream.domain.saga import OrderState
+from orderstream.domain.state import replace
 from orderstream.observability import metrics
 
 REPO = Path(__file__).resolve().parents[3]
@@ -44,9 +45,7 @@ def _placed(order_id: str) -> OrderPlaced:
 def _state(order_id: str, status: str, settled_after_s: float = 0.0) -> OrderState:
     placed = saga.place(None, _placed(order_id), 0.0, 30.0).state
     assert placed is not None
-    return placed.model_copy(
-        update={"status": status, "updatedAt": T0 + timedelta(seconds=settled_after_s)}
-    )
+    return replace(placed, status=status, updatedAt=T0 + timedelta(seconds=settled_after_s))
 
 
 def test_every_dead_letter_kind_raised_in_the_code_starts_at_zero() -> None:

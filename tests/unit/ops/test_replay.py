@@ -4,6 +4,7 @@ difference with the live read models is named by model, key and field."""
 from __future__ import annotations
 
 from orderstream.domain.projections import HISTORY_LIMIT, Origin
+from orderstream.domain.state import replace
 from orderstream.ops.replay import ReadModels, diff, summary
 from tests.unit.domain.test_projection_rules import TOPIC, commit, commits, outcome
 
@@ -43,7 +44,7 @@ def test_the_first_commit_of_a_line_sells_it_and_a_re_sent_one_does_not() -> Non
 
 def test_watermarks_are_not_compared() -> None:
     live, rebuilt = models("o-1"), models("o-1")
-    live.customers["c-1#0"] = live.customers["c-1#0"].model_copy(update={"applied": {"p0": 99}})
+    live.customers["c-1#0"] = replace(live.customers["c-1#0"], applied={"p0": 99})
 
     assert diff(live.views(), rebuilt.views()) == []
 

@@ -41,6 +41,7 @@ from orderstream.domain import inventory, payment, saga
 from orderstream.domain.inventory import ProductStock
 from orderstream.domain.payment import Charge, PaymentRecord
 from orderstream.domain.saga import OrderState
+from orderstream.domain.state import as_dict
 from orderstream.worker.gateway import SimulatedGateway, TransientGatewayError
 
 T0 = 1_700_000_000.0  # the model's clock starts here and ticks one second per delivery
@@ -296,12 +297,16 @@ def snapshot(world: World) -> dict[str, Any]:
     """Everything the run decided, without wall-clock stamps."""
     return {
         "orders": {
-            o: s.model_dump(exclude={"updatedAt", "settledAt", "history"})
+            o: {
+                f: v
+                for f, v in as_dict(s).items()
+                if f not in ("updatedAt", "settledAt", "history")
+            }
             | {"history": [h.eventId for h in s.history]}
             for o, s in sorted(world.orders.items())
         },
-        "stock": {p: s.model_dump() for p, s in sorted(world.stock.items())},
-        "payments": {o: r.model_dump() for o, r in sorted(world.payments.items())},
+        "stock": {p: as_dict(s) for p, s in sorted(world.stock.items())},
+        "payments": {o: as_dict(r) for o, r in sorted(world.payments.items())},
         "outcomes": {o: sorted(t) for o, t in sorted(world.outcomes.items())},
         "charges": {o: sorted(map(str, c)) for o, c in sorted(world.charge_ids.items())},
         "events": sorted(world.contents),

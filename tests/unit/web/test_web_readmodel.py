@@ -10,6 +10,7 @@ from orderstream.contracts.events import OrderItem, OrderPlaced, OrderPlacedData
 from orderstream.domain import saga
 from orderstream.domain.inventory import ProductStock
 from orderstream.domain.payment import PaymentRecord
+from orderstream.domain.state import replace
 from orderstream.web.readmodel import order_history, order_summary, order_view, stock_view
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -27,10 +28,8 @@ def _order(status: str) -> saga.OrderState:
     )
     placed = saga.place(None, OrderPlaced(eventId="e-1", timestamp=T0, data=data), 0.0, 30.0)
     assert placed.state is not None
-    lines = [ln.model_copy(update={"status": "RESERVED"}) for ln in placed.state.lines[:1]]
-    return placed.state.model_copy(
-        update={"status": status, "lines": [*lines, *placed.state.lines[1:]]}
-    )
+    lines = [replace(ln, status="RESERVED") for ln in placed.state.lines[:1]]
+    return replace(placed.state, status=status, lines=[*lines, *placed.state.lines[1:]])
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,11 @@ from types import SimpleNamespace
 from typing import Any
 
 from prometheus_client import REGISTRY
-from pydantic import BaseModel, ConfigDict, Field
 
 from orderstream.contracts.events import Event
 from orderstream.domain.common import Decision
 from orderstream.domain.saga import timeout_event
+from orderstream.domain.state import State, replace
 from orderstream.worker.apply import apply_once
 from orderstream.worker.tables.model_table import ModelTable
 
@@ -21,12 +21,10 @@ AGENT = "apply-test"
 TOPIC = "requests"
 
 
-class Counter(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class Counter(State, frozen=True, kw_only=True):
     key: str
     n: int = 0
-    applied: dict[str, int] = Field(default_factory=dict)
+    applied: dict[str, int] = {}
 
 
 def record(offset: int) -> Any:
@@ -63,7 +61,7 @@ class Step:
     async def decide(self, state: Counter | None) -> Decision[Counter]:
         self.decided.append(state)
         n = 0 if state is None else state.n
-        return Decision((state or Counter(key="k")).model_copy(update={"n": n + 1}), [sent(n)])
+        return Decision(replace(state or Counter(key="k"), n=n + 1), [sent(n)])
 
     async def again(self, state: Counter) -> Decision[Counter]:
         self.redelivered.append(state)
@@ -121,7 +119,7 @@ async def test_a_redelivery_may_write_a_state_that_moved_on_keeping_its_watermar
     step = Step(stored)
 
     async def settled(state: Counter) -> Decision[Counter]:
-        return Decision(state.model_copy(update={"n": 9}), [sent(9)])
+        return Decision(replace(state, n=9), [sent(9)])
 
     assert await step.apply(7, redelivered=settled) == [sent(9)]
     assert step.puts == [Counter(key="k", n=9, applied={TOPIC: 7})]

@@ -3,14 +3,11 @@ changed behind its back (recovery, rebalance, another writer) is never answered 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
+from orderstream.domain.state import State, decode_state, encode_state
 from orderstream.worker.tables.model_table import ModelTable
 
 
-class Thing(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class Thing(State, frozen=True, kw_only=True):
     name: str
     n: int = 0
 
@@ -33,7 +30,7 @@ def test_a_put_is_stored_as_json_and_remembered() -> None:
 
     table.put("b", thing)
 
-    assert Thing.model_validate_json(raw[b"b"]) == thing
+    assert decode_state(raw[b"b"], Thing) == thing
     assert table.get("b") is thing
 
 
@@ -42,7 +39,7 @@ def test_a_value_changed_behind_its_back_is_parsed_again() -> None:
     table = ModelTable(raw, Thing)
     table.put("c", Thing(name="c", n=1))
 
-    raw[b"c"] = Thing(name="c", n=5).model_dump_json().encode()  # e.g. a changelog recovery
+    raw[b"c"] = encode_state(Thing(name="c", n=5))  # e.g. a changelog recovery
 
     got = table.get("c")
     assert got is not None and got.n == 5
@@ -95,4 +92,4 @@ def test_a_model_read_from_foreign_bytes_is_encoded_again_when_put() -> None:
 
     table.put("e", thing)
 
-    assert raw[b"e"] == thing.model_dump_json().encode() == b'{"name":"e","n":3}'
+    assert raw[b"e"] == encode_state(thing) == b'{"name":"e","n":3}'

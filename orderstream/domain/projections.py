@@ -186,8 +186,12 @@ def record_order(history: CustomerOrders | None, s: OrderSummary) -> Decision[Cu
     if history.lists(s.orderId):
         return Decision(stamp(history, key, origin.offset), duplicate=True)
     ref = OrderRef(orderId=s.orderId, placedAt=s.placedAt)
-    newest = sorted([*history.recent, ref], key=lambda o: (o.placedAt, o.orderId), reverse=True)
-    kept = newest[:HISTORY_LIMIT]
+    # `recent` is newest first by (placedAt, orderId): the new order goes before the first one
+    # older than it (a settled order is mostly the newest: a look at one or two), not a sort.
+    at = (ref.placedAt, ref.orderId)
+    recent = history.recent
+    i = next((n for n, r in enumerate(recent) if (r.placedAt, r.orderId) < at), len(recent))
+    kept = [*recent[:i], ref, *recent[i:]][:HISTORY_LIMIT]
     confirmed = s.status == "CONFIRMED"
     new = replace(
         history,

@@ -171,6 +171,28 @@ def test_history_lists_the_newest_orders_and_counts_all() -> None:
     assert h.recent[0].orderId == f"o-{HISTORY_LIMIT + 4}" and h.recent[-1].orderId == "o-5"
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 40), st.integers(0, 30)),  # (minute placed, order number)
+        max_size=HISTORY_LIMIT + 40,
+    )
+)
+def test_the_listed_orders_are_the_newest_by_placed_time_then_id_whatever_the_arrival_order(
+    arrivals: list[tuple[int, int]],
+) -> None:
+    # Given orders settling in any order, some placed in the same minute, some repeated
+    h: CustomerOrders | None = None
+    placed: dict[str, datetime] = {}
+    for offset, (minute, number) in enumerate(arrivals):
+        order = f"o-{number}"
+        when = placed.setdefault(order, T + timedelta(minutes=minute))
+        h = record_order(h, summarize(outcome(order, placed=when), at(0, offset))).state or h
+    # then the part lists the newest HISTORY_LIMIT of the distinct orders, newest first
+    expected = sorted(((w, o) for o, w in placed.items()), reverse=True)[:HISTORY_LIMIT]
+    assert [(r.placedAt, r.orderId) for r in (h.recent if h else [])] == expected
+
+
 def full_history() -> CustomerOrders:
     """A customer with HISTORY_LIMIT orders, o-0 placed first."""
     h: CustomerOrders | None = None

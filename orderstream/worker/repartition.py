@@ -55,11 +55,11 @@ def away_from_home(event: Any, decoded: Event) -> bool:
 async def rehomed(event: Any, decoded: Event) -> bool:
     """True when the record was away from its entity's partition: it was re-published there
     (the caller applies nothing now; the copy is applied when it comes in)."""
-    from orderstream.worker.app import send
-
     key = _home_key(event, decoded)
     if key is None:
         return False
+    from orderstream.worker.app import send
+
     message = event.message
     spec = _specs_by_name()[message.topic]
     headers = dict(event.headers or {})

@@ -45,6 +45,7 @@ OVERRIDES: dict[str, str] = {
     "faust.tables.recovery:Recovery._build_offsets": "27eec86be06cb51f",
     "faust.streams:Stream.__aiter__": "e815c0e831f1d2cc",
     "faust.streams:Stream._py_aiter": "3a48ee257a65435b",
+    "faust.streams:Stream.events": "c62f4dd3a73fe7aa",
     # exactly-once mode (transactions.py): overridden, or called and relied upon
     "faust.transport.consumer:TransactionManager.send": "b8d126be9f10fc69",
     "faust.transport.consumer:TransactionManager.commit": "fbb29c3467ac8bfa",

@@ -12,7 +12,8 @@ loop (ready callbacks, a poll of the selector) per record, for every agent, with
 the event loop run only every `yield_every` records taken from a non-empty queue (the consumer
 thread's hand-overs, the producer's callbacks and the other agents wait at most that many
 records), or whenever its queue is empty (it waits for the next record then). `yield_every=1` is
-Faust's loop: a turn before every record.
+Faust's loop: a turn before every record. `events()`, what the agents iterate, is that loop
+yielding events, not Faust's generator over it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,20 @@ class Stream(faust.Stream[Any]):
         self._active_agens.add(cast(Any, it))
         return it
 
-    async def _lean_aiter(self) -> AsyncIterator[Any]:
+    def events(self) -> AsyncIterator[Any]:
+        """The stream's events, what every agent iterates. Faust's `events()` is an async
+        generator over `self` that yields each `current_event`: a second generator to resume
+        per record. Ours is the loop itself, yielding the event (the same one, acked at the
+        same point: when the agent asks for the next)."""
+        if not isinstance(self.channel, ChannelT):
+            return super().events()  # type: ignore[return-value]
+        it = self._lean_aiter(events=True)
+        self._active_agens.add(cast(Any, it))
+        return it
+
+    async def _lean_aiter(self, events: bool = False) -> AsyncIterator[Any]:
+        """`_py_aiter`, taking up to `yield_every` queued records per turn of the event loop;
+        `events`: yield each record's event (`events()`), not its value."""
         self._finalized = True
         yield_every = self.yield_every
         started_by_aiter = await self.maybe_start()
@@ -120,7 +134,10 @@ class Stream(faust.Stream[Any]):
                 try:
                     if value is not skipped_value:
                         self.events_total += 1
-                        yield value
+                        if not events:
+                            yield value
+                        elif event is not None:  # Faust's events() skips a plain value
+                            yield event
                 finally:
                     self.current_event = None
                     if event is not None and (do_ack or value is skipped_value):

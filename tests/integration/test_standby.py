@@ -38,7 +38,7 @@ async def _preload(s: Stack) -> None:
         for i in range(KEYS):
             sku = f"SKU-{i:07d}"
             value = encode_state(ProductStock(productId=sku, available=5, restocked=5))
-            await producer.send(topic, value.encode(), key=sku.encode())
+            await producer.send(topic, value, key=sku.encode())
         await producer.flush()
     finally:
         await producer.stop()

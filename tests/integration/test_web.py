@@ -270,9 +270,7 @@ async def _legacy_history(s: Stack, customer: str, summary: OrderSummary) -> Non
             (f"{customer}/{summary.orderId}", encode_state(summary)),
             (customer, encode_state(head)),
         ):
-            await producer.send_and_wait(
-                topic, value.encode(), key=key.encode(), partition=partition
-            )
+            await producer.send_and_wait(topic, value, key=key.encode(), partition=partition)
     finally:
         await producer.stop()
 

@@ -67,6 +67,12 @@ OVERRIDES: dict[str, str] = {
     "faust.stores.rocksdb:Store.revoke_partitions": "3f85447a24fc34ff",
     "mode.utils.collections:ManagedUserDict.__setitem__": "f3bdf602abc08dd1",
     "mode.utils.collections:FastUserDict.__getitem__": "eb240364b8add831",
+    # write-through tables' get_raw / put_raw (write_through.py): what they stand for
+    "mode.utils.collections:ManagedUserDict.__getitem__": "9fb8a44e8d5e9994",
+    "faust.tables.table:Table.on_key_get": "609b38a392aad194",
+    "faust.stores.base:SerializedStore.__getitem__": "059a9eb349de2114",
+    "faust.stores.base:SerializedStore.__setitem__": "6cadf304f59f254d",
+    "faust.stores.rocksdb:Store._get": "7ae8dfd6d7754a59",
     # the Kafka clients' metadata task, wrapped (orderstream/kafka/metadata_guard.py)
     "faust.transport.drivers.aiokafka:Producer._new_producer": "e72355c3430ed02f",
     "aiokafka.client:AIOKafkaClient._md_synchronizer": "e0421bffa9a7735a",

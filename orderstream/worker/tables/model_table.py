@@ -24,6 +24,9 @@ M = TypeVar("M", bound=State)
 class ModelTable(Generic[M]):
     def __init__(self, table: Any, model: type[M], remember: int = 2048) -> None:
         self.table = table  # the Faust table: bytes -> bytes
+        # write_through / write_back tables read and write bytes without Faust's layers
+        self._get_raw = getattr(table, "get_raw", table.get)
+        self._put_raw = getattr(table, "put_raw", table.__setitem__)
         self.model = model
         self._decode = decoder(model).decode
         self.remember = remember
@@ -32,7 +35,7 @@ class ModelTable(Generic[M]):
 
     def get(self, key: str) -> M | None:
         k = key.encode()
-        raw = self.table.get(k)
+        raw = self._get_raw(k)
         if raw is None:
             return None
         hit = self._memo.get(k)
@@ -49,7 +52,7 @@ class ModelTable(Generic[M]):
         # this very model, encoded by an earlier put: the same bytes
         raw = hit[0] if hit is not None and hit[1] is model and hit[2] else encode_state(model)
         chaos.store_write()
-        self.table[k] = raw
+        self._put_raw(k, raw)
         self._keep(k, raw, model, encoded=True)
 
     def _keep(self, key: bytes, raw: bytes, model: M, *, encoded: bool) -> None:

@@ -17,6 +17,7 @@ from faust.types import TP
 
 from orderstream.faust_ext import write_through
 from orderstream.faust_ext.producer import ProducerBuffer
+from orderstream.faust_ext.transport import broker_urls
 from tests.unit.faust_ext.conftest import offline_app
 from tests.unit.faust_ext.test_write_back import processing
 
@@ -105,5 +106,58 @@ def test_exactly_once_takes_faust_s_own_way(app: faust.App, monkeypatch: Any) ->
     monkeypatch.setattr(faust.Table, "on_key_set", lambda self, k, v: sent.append((k, v)))
     monkeypatch.setattr(type(app), "in_transaction", property(lambda _: True))
     write(app, table, 0, b"o-1", b"PAYING")
+    assert sent == [(b"o-1", b"PAYING")]
+    assert app.producer.buffer.size == 0
+
+
+@pytest.fixture(params=["memory", "rocksdb"])
+def any_store_app(request: Any, tmp_path: Any) -> Iterator[faust.App]:
+    if request.param == "memory":
+        yield offline_app("write-through-raw", write_through.Table)
+        return
+    broker = broker_urls("kafka://127.0.0.1:1")
+    yield faust.App(
+        "write-through-raw", broker=broker, store="rocksdb://", datadir=str(tmp_path),
+        Table=write_through.Table,
+    )  # fmt: skip
+
+
+async def test_raw_reads_and_writes_are_faust_s_get_and_set(any_store_app: faust.App) -> None:
+    """`get_raw` / `put_raw` (what the model tables use) store, read and send exactly what
+    Faust's `get` / `table[key] = value` do, whichever wrote and whichever reads."""
+    app = any_store_app
+    table = cast(Any, app.Table("orders", key_type=bytes, value_type=bytes))
+    buffer = cast(ProducerBuffer, app.producer.buffer)
+    token = processing(app, 1)
+    try:
+        assert table.get_raw(b"o-1") is None and table.get(b"o-1") is None
+        table.put_raw(b"o-1", b"RESERVING")  # ours
+        table[b"o-2"] = b"RESERVING"  # Faust's
+        table.put_raw(b"o-1", b"PAYING")
+        for key, value in ((b"o-1", b"PAYING"), (b"o-2", b"RESERVING")):
+            assert table.get_raw(key) == value == table.get(key) == table[key]
+        assert b"o-1" in table and table.get_raw(b"o-3") is None
+    finally:
+        _current_event.reset(token)
+    queued = [buffer.pending.get_nowait() for _ in range(buffer.put_count)]
+    assert [(r.key, r.value, r.partition) for r in queued] == [
+        (b"o-1", b"RESERVING", 1),
+        (b"o-2", b"RESERVING", 1),
+        (b"o-1", b"PAYING", 1),
+    ]
+    app.tables.clear()
+
+
+def test_raw_writes_in_exactly_once_mode_take_faust_s_way(app: faust.App, monkeypatch: Any) -> None:
+    table = cast(Any, app.Table("orders", key_type=bytes, value_type=bytes))
+    sent: list[Any] = []
+    monkeypatch.setattr(faust.Table, "on_key_set", lambda self, k, v: sent.append((k, v)))
+    monkeypatch.setattr(type(app), "in_transaction", property(lambda _: True))
+    token = processing(app, 0)
+    try:
+        table.put_raw(b"o-1", b"PAYING")
+        assert table.get_raw(b"o-1") == b"PAYING"
+    finally:
+        _current_event.reset(token)
     assert sent == [(b"o-1", b"PAYING")]
     assert app.producer.buffer.size == 0

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, cast
+
+import msgspec
 
 from orderstream.contracts.events import (
     CommitStock,
@@ -34,6 +36,7 @@ from orderstream.contracts.events import (
     StockLine,
     StockRejected,
     StockReserved,
+    TerminalStatus,
     event_id,
     utcnow,
 )
@@ -157,7 +160,7 @@ def outcome_event(state: OrderState, cause: str) -> StatusEvent:
         data=OrderOutcome(
             orderId=state.orderId,
             customerId=state.customerId,
-            status=state.status,
+            status=cast(TerminalStatus, state.status),  # _OUTCOME has the terminal ones only
             reason=state.reason,
             totalAmount=state.totalAmount,
             placedAt=state.placedAt,
@@ -213,8 +216,9 @@ def _settle(
 
 
 def content_digest(ev: OrderPlaced) -> str:
-    """What the order asks for, independent of envelope fields (event id, timestamp)."""
-    return hashlib.blake2b(ev.data.model_dump_json().encode(), digest_size=12).hexdigest()
+    """What the order asks for, independent of envelope fields (event id, timestamp): a digest
+    of its data as JSON, every field written (None as null), as the versions before wrote it."""
+    return hashlib.blake2b(msgspec.json.encode(ev.data), digest_size=12).hexdigest()
 
 
 def place(

@@ -1,12 +1,12 @@
 """The base of every stored state (the saga's orders, the stock, the payments, the read
 models): a frozen msgspec Struct, encoded to and decoded from the JSON the tables keep.
 
-Events are contracts with producers we did not write: pydantic models with a JSON Schema and
-an error message that names the field (orderstream/contracts/events.py). A state is written and
-read by this code only, once or more per record on the hot path: a Struct encodes it ~4 times,
-decodes it ~3 times and copies it with changes ~14 times faster than a pydantic model of the
-same shape, to the same JSON (fields in declaration order, None as null, datetimes in RFC 3339),
-so states stored by either read the same. Unknown fields are ignored (a newer version's state
+Events are Structs too (orderstream/contracts/events.py), with the checks of a contract with
+producers we did not write. A state is written and read by this code only, once or more per
+record on the hot path: a Struct encodes it ~4 times, decodes it ~3 times and copies it with
+changes ~14 times faster than the pydantic model of the same shape the versions before used, to
+the same JSON (fields in declaration order, None as null, datetimes in RFC 3339), so states
+stored by either read the same. Unknown fields are ignored (a newer version's state
 reads), fields missing take their defaults (an older version's), a wrong type is an error.
 """
 

@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from orderstream.contracts.events import (
     MAX_EVENT_BYTES,
@@ -19,6 +18,7 @@ from orderstream.contracts.events import (
     StockAdjustmentData,
     decode,
     event_id,
+    validate,
 )
 from orderstream.errors import EventError
 
@@ -53,16 +53,7 @@ def stock_adjusted(product_id: str, raw: bytes, now: datetime) -> StockAdjusted:
     obj = _json_object(raw)
     # Without an id from the client, a retried request cannot be told from a second restock.
     obj.setdefault("adjustmentId", str(uuid.uuid4()))
-    try:
-        data = StockAdjustmentData.model_validate({**obj, "productId": product_id})
-    except ValidationError as exc:
-        raise EventError("validation", _first_errors(exc)) from None
+    data = validate({**obj, "productId": product_id}, StockAdjustmentData)
     return StockAdjusted(
         eventId=event_id("StockAdjusted", data.adjustmentId), timestamp=now, data=data
-    )
-
-
-def _first_errors(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()[:5]
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from contextlib import suppress
 from datetime import UTC, datetime
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -106,7 +107,7 @@ def test_restock_adds_to_what_is_there() -> None:
 
 def test_resent_adjustment_is_applied_once() -> None:
     stock = stocked(10)
-    resent = adjusted("initial", 10).model_copy(update={"eventId": "another-envelope"})
+    resent = msgspec.structs.replace(adjusted("initial", 10), eventId="another-envelope")
 
     decision = inventory.apply(stock, resent)
 

@@ -6,6 +6,7 @@ import ast
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 from prometheus_client import REGISTRY
 
 from orderstream.contracts.events import (
@@ -119,7 +120,7 @@ def test_inventory_steps_count_reservations_and_rejections_by_reason() -> None:
             [StockReserved(eventId="r", timestamp=T0, data=result)],
         )
     )
-    rejected = result.model_copy(update={"reason": "out_of_stock"})
+    rejected = msgspec.structs.replace(result, reason="out_of_stock")
     metrics.inventory_decided(
         Decision(emit=[StockRejected(eventId="j", timestamp=T0, data=rejected)])
     )

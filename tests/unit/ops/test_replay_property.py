@@ -14,8 +14,10 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, cast
 
+import msgspec
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -45,6 +47,7 @@ from orderstream.domain.state import as_dict
 from orderstream.worker.gateway import SimulatedGateway, TransientGatewayError
 
 T0 = 1_700_000_000.0  # the model's clock starts here and ticks one second per delivery
+T0_AT = datetime.fromtimestamp(T0, UTC)  # as an event's timestamp
 UNKNOWN = "GHOST"  # never stocked
 BLOCKED = "c-blocked"
 LIMIT = 100.0
@@ -91,7 +94,7 @@ class Order:
         return encode(
             OrderPlaced(
                 eventId=f"evt-{self.order_id}",
-                timestamp=T0,
+                timestamp=T0_AT,
                 data=OrderPlacedData(
                     orderId=self.order_id,
                     customerId=self.customer,
@@ -163,7 +166,7 @@ def approvable(order: Order) -> bool:
     data = PaymentRequestData(
         orderId=order.order_id, customerId=order.customer, amount=order.amount
     )
-    req = PaymentRequested(eventId="probe", timestamp=T0, data=data)
+    req = PaymentRequested(eventId="probe", timestamp=T0_AT, data=data)
     approved, _, _ = charge(req)
     return approved is not None and approved.approved
 
@@ -192,8 +195,12 @@ class World:
 
     def remember(self, event: Event) -> None:
         # Event ids are deterministic: the same id must always carry the same content.
-        seen = self.contents.setdefault((event.eventType, event.eventId), event.data.model_dump())
-        assert seen == event.data.model_dump(), f"{event.eventType} {event.eventId} changed"
+        seen = self.contents.setdefault(
+            (event.eventType, event.eventId), msgspec.structs.asdict(event.data)
+        )
+        assert seen == msgspec.structs.asdict(event.data), (
+            f"{event.eventType} {event.eventId} changed"
+        )
 
     def send(self, event: Event) -> Message:
         self.remember(event)
@@ -251,7 +258,7 @@ def run(scenario: Scenario, *, seed: int, duplicate_rate: float, timeout_s: floa
         for n, delta in enumerate([units] if units else [1, -1]):
             adj = StockAdjusted(
                 eventId=f"adj-{product}-{n}",
-                timestamp=T0,
+                timestamp=T0_AT,
                 data=StockAdjustmentData(
                     adjustmentId=f"{product}-{n}", productId=product, delta=delta
                 ),

@@ -25,6 +25,8 @@ from typing import Annotated, Any, ClassVar, Literal, TypeAlias, TypeVar, Union
 import msgspec
 import orjson
 from msgspec import Meta, Struct, field
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 
 from orderstream.errors import EventError
 
@@ -420,9 +422,34 @@ def _decode_carefully(raw: bytes, accept: tuple[str, ...] | None) -> Event:
         raise EventError("unknown_event_type", f"eventType {str(etype)[:64]!r} is not known")
     if accept is not None and etype not in accept:
         raise EventError("unknown_event_type", f"{etype} does not belong on this topic")
+    obj = _lenient_times(obj)
     if etype == "OrderPlaced" and "data" not in obj:
         return upcast_v1(validate(obj, OrderPlacedV1), raw)
     return validate(upcast(etype, obj), _BY_TYPE[etype])  # type: ignore[return-value]
+
+
+_LENIENT_TIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+
+
+def _lenient_times(obj: dict[str, Any]) -> dict[str, Any]:
+    """The times other producers write that are not RFC 3339 but were always read (Unix
+    seconds or milliseconds, a date alone, no seconds: "2024-08-15T10:30Z"), in RFC 3339: the
+    event's `timestamp` and an outcome's `data.placedAt`. What pydantic's datetime reads."""
+
+    def lenient(value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            return value
+        try:
+            return _LENIENT_TIME.validate_python(value).isoformat()
+        except PydanticValidationError:
+            return value  # refused as it is, with msgspec's reason
+
+    data = obj.get("data")
+    if "timestamp" in obj:
+        obj = {**obj, "timestamp": lenient(obj["timestamp"])}
+    if isinstance(data, dict) and "placedAt" in data:
+        obj = {**obj, "data": {**data, "placedAt": lenient(data["placedAt"])}}
+    return obj
 
 
 _encoder = msgspec.json.Encoder()

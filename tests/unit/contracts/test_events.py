@@ -738,3 +738,26 @@ def test_an_orders_content_digest_is_the_one_stored_before(raw: bytes) -> None:
     event = decode(raw)
     assert isinstance(event, OrderPlaced)
     assert content_digest(event) == STORED_DIGESTS[raw]
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        (1_700_000_000, datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)),
+        (1_700_000_000_123, datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=UTC)),
+        ("2024-08-15", datetime(2024, 8, 15)),
+        ("2024-08-15T10:30Z", datetime(2024, 8, 15, 10, 30, tzinfo=UTC)),
+        ("2024-08-15 10:30:00Z", datetime(2024, 8, 15, 10, 30, tzinfo=UTC)),
+    ],
+    ids=["unix-seconds", "unix-millis", "date", "no-seconds", "space"],
+)
+def test_times_other_producers_write_are_read_as_before(written: object, read: datetime) -> None:
+    """Not RFC 3339, but always read (the versions before parsed times with pydantic)."""
+    msg = orjson.loads(encode(SAMPLES[OrderConfirmed][0]))
+    msg["timestamp"] = msg["data"]["placedAt"] = written
+    event = decode(orjson.dumps(msg))
+    assert isinstance(event, OrderConfirmed)
+    assert event.timestamp == read and event.data.placedAt == read
+    v1 = seed(1)
+    v1["timestamp"] = written
+    assert decode(orjson.dumps(v1)).timestamp == read

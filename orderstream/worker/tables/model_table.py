@@ -23,11 +23,10 @@ M = TypeVar("M", bound=State)
 
 class ModelTable(Generic[M]):
     def __init__(self, table: Any, model: type[M], remember: int = 2048) -> None:
-        self.table = table  # the Faust table: bytes -> bytes
-        # write_through / write_back tables read and write bytes without Faust's layers
+        # `table`: the Faust table, bytes -> bytes; write_through / write_back tables read and
+        # write those without Faust's layers (a plain mapping stands for one in agent tests)
         self._get_raw = getattr(table, "get_raw", table.get)
         self._put_raw = getattr(table, "put_raw", table.__setitem__)
-        self.model = model
         self._decode = decoder(model).decode
         self.remember = remember
         # key -> (stored bytes, their model, whether the bytes are this code's encoding of it)

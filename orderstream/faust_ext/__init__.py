@@ -2,9 +2,10 @@
 point `faust.transports`: consumer, producer, transaction manager), the tables' store (entry
 point `faust.stores`), and the `TableManager` and `Stream` app settings.
 
-Each overrides a few methods of faust-streaming FAUST_VERSION; `check_faust_version` refuses
-any other version at start, and tests/unit/faust_ext/test_faust_ext_drift.py fails when the source
-of a Faust function they override or copy changes (OVERRIDES holds each one's hash)."""
+Each overrides a few methods of faust-streaming FAUST_VERSION (and a few of aiokafka
+AIOKAFKA_VERSION, under it); `check_faust_version` refuses any other version of either at start,
+and tests/unit/faust_ext/test_faust_ext_drift.py fails when the source of a function they
+override or copy changes (OVERRIDES holds each one's hash)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from importlib.metadata import version
 from orderstream.errors import OrderstreamError
 
 FAUST_VERSION = "0.15.3"
+AIOKAFKA_VERSION = "0.14.0"
 
 #: Faust functions our classes override or copy, and the sha256 of their source (16 digits).
 OVERRIDES: dict[str, str] = {
@@ -77,6 +79,12 @@ OVERRIDES: dict[str, str] = {
     "faust.transport.drivers.aiokafka:Producer._new_producer": "e72355c3430ed02f",
     "aiokafka.client:AIOKafkaClient._md_synchronizer": "e0421bffa9a7735a",
     "aiokafka.client:AIOKafkaClient.force_metadata_update": "cb7befef21c8f3f9",
+    # each record's future made by the loop (producer.py `LoopFutures`): copied, or relied upon
+    "aiokafka.producer.message_accumulator:MessageAccumulator._append_batch": "4762abfc42cbaa15",
+    "aiokafka.producer.message_accumulator:MessageBatch.append": "e3ff2fc253fdd6ce",
+    "aiokafka.producer.message_accumulator:MessageAccumulator.add_message": "56ff7e6c19185f83",
+    "aiokafka.producer.message_accumulator:MessageAccumulator.__init__": "eb57f3c1d5c7657b",
+    "aiokafka.producer.producer:AIOKafkaProducer.__init__": "fd6f2966fb3dc883",
 }
 
 
@@ -85,15 +93,20 @@ class FaustVersionError(OrderstreamError):
 
 
 def check_faust_version() -> None:
-    """Our Faust classes were written against one faust-streaming: refuse any other."""
-    installed = version("faust-streaming")
-    if installed != FAUST_VERSION:
-        raise FaustVersionError(
-            f"faust-streaming {installed} is installed, but orderstream's Faust classes "
-            f"(orderstream/faust_ext) were written for {FAUST_VERSION}: install faust-streaming=="
-            f"{FAUST_VERSION} (pyproject.toml), or review orderstream/faust_ext against the new "
-            "version and update FAUST_VERSION and the hashes in OVERRIDES"
-        )
+    """Our Faust classes were written against one faust-streaming and one aiokafka: refuse any
+    other."""
+    for package, pinned, name in (
+        ("faust-streaming", FAUST_VERSION, "FAUST_VERSION"),
+        ("aiokafka", AIOKAFKA_VERSION, "AIOKAFKA_VERSION"),
+    ):
+        installed = version(package)
+        if installed != pinned:
+            raise FaustVersionError(
+                f"{package} {installed} is installed, but orderstream's Faust classes "
+                f"(orderstream/faust_ext) were written for {pinned}: install {package}=="
+                f"{pinned} (pyproject.toml), or review orderstream/faust_ext against the new "
+                f"version and update {name} and the hashes in OVERRIDES"
+            )
 
 
 def source_hash(ref: str) -> str:

@@ -296,9 +296,15 @@ async def test_a_failed_delivery_is_remembered_until_cleared(app: faust.App) -> 
 def test_the_installed_faust_is_the_one_our_classes_were_written_for(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    faust_ext.check_faust_version()  # the pinned one: no error
-    monkeypatch.setattr(faust_ext, "version", lambda name: "0.16.0")
+    faust_ext.check_faust_version()  # the pinned ones: no error
+    installed = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
+    monkeypatch.setattr(faust_ext, "version", installed.__getitem__)
+    faust_ext.check_faust_version()
+    installed["faust-streaming"] = "0.16.0"
     with pytest.raises(faust_ext.FaustVersionError, match=r"0\.16\.0 is installed.*0\.15\.3"):
+        faust_ext.check_faust_version()
+    installed.update({"faust-streaming": "0.15.3", "aiokafka": "0.14.1"})
+    with pytest.raises(faust_ext.FaustVersionError, match=r"aiokafka 0\.14\.1 is installed"):
         faust_ext.check_faust_version()
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import random
 
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
-from orderstream.kafka.partitioner import key_hash, partition_for
+from orderstream.kafka.partitioner import key_hash, murmur2, partition_for
 
 
 def test_it_agrees_with_the_default_partitioner_for_new_and_repeated_keys() -> None:
@@ -28,6 +29,14 @@ def test_known_keys_land_where_the_java_client_puts_them() -> None:
     for key, java_murmur2 in ((b"21", -973932308), (b"foobar", -790332482), (b"abc", 479470107)):
         partitions = list(range(7))
         assert partition_for(key, partitions, partitions) == (java_murmur2 & 0x7FFFFFFF) % 7
+
+
+def test_the_hash_is_aiokafkas_for_every_length_and_byte() -> None:
+    rng = random.Random(7)
+    keys = [rng.randbytes(n) for n in range(80) for _ in range(20)]
+    keys += [b"", b"\xff" * 9, b"\x80\x00\x00\x80" * 3, "päß-🛒".encode()]
+    for key in keys:
+        assert murmur2(key) == aiokafka_murmur2(key) & 0xFFFFFFFF, key
 
 
 def test_a_record_without_key_goes_to_an_available_partition() -> None:

@@ -41,6 +41,7 @@ OVERRIDES: dict[str, str] = {
     "faust.transport.producer:ProducerBuffer.flush": "26fbebb124ad9c98",
     "faust.transport.producer:ProducerBuffer._send_pending": "4a9d5f932b56bc68",
     "faust.transport.producer:ProducerBuffer.put": "bf26dfbc01d91088",
+    "faust.transport.producer:ProducerBuffer.size": "b543a978fdece62e",
     "faust.tables.manager:TableManager.on_start": "365dd25fbc0e0684",
     "faust.tables.manager:TableManager.recovery": "f0bf5de78b4c3d23",
     "faust.tables.recovery:Recovery._slurp_changelogs": "7825c7e50f766d5a",

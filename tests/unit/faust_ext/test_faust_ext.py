@@ -10,6 +10,7 @@ from typing import Any, cast
 import faust
 import pytest
 from aiokafka.structs import ConsumerRecord
+from faust.transport import producer as faust_producer
 from faust.transport.consumer import ConsumerMessage
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -55,6 +56,16 @@ def test_faust_selects_our_classes_through_its_extension_points(app: faust.App) 
     assert isinstance(app.producer.buffer, ext_producer.ProducerBuffer)
     assert isinstance(app.tables, ext_tables.TableManager)
     assert isinstance(cast(Any, app.tables).recovery, ext_tables.Recovery)
+
+
+def test_the_buffer_size_is_fausts(app: faust.App) -> None:
+    buffer = cast(Any, app.producer.buffer)
+    faust_size = faust_producer.ProducerBuffer.size.fget  # type: ignore[attr-defined]
+    assert buffer.size == faust_size(buffer) == 0
+    for n in range(3):
+        buffer.pending.put_nowait(n)
+    assert buffer.size == faust_size(buffer) == 3
+    assert buffer._threaded is False  # read once, kept
 
 
 async def test_the_consumer_reads_committed_records_only(app: faust.App) -> None:

@@ -1,6 +1,6 @@
 """Our Faust classes, plugged in through Faust's own extension points: the transport (entry
 point `faust.transports`: consumer, producer, transaction manager), the tables' store (entry
-point `faust.stores`), and the `TableManager` and `Stream` app settings.
+point `faust.stores`), the `TableManager` and `Stream` app settings, and the app class.
 
 Each overrides a few methods of faust-streaming FAUST_VERSION (and a few of aiokafka
 AIOKAFKA_VERSION, under it); `check_faust_version` refuses any other version of either at start,
@@ -40,6 +40,7 @@ OVERRIDES: dict[str, str] = {
     "faust.transport.producer:Producer.__init__": "5c53a4b47aa1372b",
     "faust.transport.producer:ProducerBuffer.flush": "26fbebb124ad9c98",
     "faust.transport.producer:ProducerBuffer._send_pending": "4a9d5f932b56bc68",
+    "faust.app.base:App.create_event": "15fea3d1e95e6625",
     "faust.transport.producer:ProducerBuffer.put": "bf26dfbc01d91088",
     "faust.transport.producer:ProducerBuffer.size": "b543a978fdece62e",
     "faust.tables.manager:TableManager.on_start": "365dd25fbc0e0684",

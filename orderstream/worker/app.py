@@ -10,7 +10,6 @@ import logging
 from functools import cache
 from typing import Any, cast
 
-import faust
 import mode.loop
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import REGISTRY
@@ -18,6 +17,7 @@ from prometheus_client import REGISTRY
 from orderstream.contracts.events import Event, encode
 from orderstream.contracts.topics import registry, route
 from orderstream.faust_ext import check_faust_version, write_back
+from orderstream.faust_ext.app import App
 from orderstream.faust_ext.logging import quiet_root_logger
 from orderstream.faust_ext.monitor import FastPrometheusMonitor
 from orderstream.faust_ext.stream import stream_class
@@ -37,7 +37,7 @@ check_faust_version()
 if settings.event_loop != "aio":
     mode.loop.use(settings.event_loop)  # before Faust makes its loop: uvloop is ~2x faster I/O
 
-app = faust.App(
+app = App(  # Faust's (orderstream/faust_ext/app.py)
     settings.app_id,
     broker=broker_urls(settings.broker),  # our transport (orderstream/faust_ext): same Kafka URLs
     TableManager=TableManager,

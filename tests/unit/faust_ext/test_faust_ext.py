@@ -16,6 +16,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from orderstream import faust_ext
+from orderstream.faust_ext import app as ext_app
 from orderstream.faust_ext import consumer as ext_consumer
 from orderstream.faust_ext import producer as ext_producer
 from orderstream.faust_ext import tables as ext_tables
@@ -27,7 +28,7 @@ T1 = TP("orders", 1)
 
 @pytest.fixture
 def app() -> Iterator[faust.App]:
-    app = faust.App(
+    app = ext_app.App(
         "faust-ext-test",
         broker=broker_urls("kafka://127.0.0.1:1"),
         TableManager=ext_tables.TableManager,
@@ -65,7 +66,20 @@ def test_the_buffer_size_is_fausts(app: faust.App) -> None:
     for n in range(3):
         buffer.pending.put_nowait(n)
     assert buffer.size == faust_size(buffer) == 3
+    buffer.put("record")
+    assert buffer.size == faust_size(buffer) == 4 and buffer.put_count == 1
     assert buffer._threaded is False  # read once, kept
+
+
+def test_the_app_makes_events_of_its_event_class(app: faust.App) -> None:
+    msg = message(T0, 5)
+    event = app.create_event(b"k", b"v", [], msg)
+    assert type(event) is app.conf.Event
+    from orderstream.worker.app import app as worker_app
+
+    assert isinstance(worker_app, ext_app.App)
+    assert (event.key, event.value, event.message) == (b"k", b"v", msg)
+    assert cast(Any, app)._event_class is app.conf.Event  # read once, kept
 
 
 async def test_the_consumer_reads_committed_records_only(app: faust.App) -> None:
